@@ -1,0 +1,465 @@
+"""Raw bytes in, a :class:`ParsedEvent` or a :class:`Rejected` out; never an exception.
+
+:func:`parse_event` is the single gate every producer (SQS poller, archive replayer, file
+sender, simulator) passes events through.  It never raises, whatever it is fed: an event
+that cannot be accepted becomes a :class:`Rejected` carrying a short, readable, one-line
+reason and the raw bytes exactly as received, which the producer writes to the dead-letter
+table.  A producer therefore needs no ``try`` around it, and a poison message can never crash
+a poller.
+
+The checks run cheapest first, so hostile input is turned away before it costs anything:
+
+1. **size** of the raw bytes (a ``str`` is measured UTF-8 encoded; a ``dict`` after
+   ``json.dumps``, after a non-recursive depth check so that dumping cannot recurse without
+   bound);
+2. **empty** input;
+3. **UTF-8** decoding (strict);
+4. **nesting depth**, by scanning the text for brackets outside strings *before*
+   ``json.loads``: a 100,000-deep ``[[[[`` is rejected after reading ``max_depth + 1``
+   brackets and never reaches the recursive JSON decoder;
+5. **JSON** decoding.  Stricter than :func:`json.loads`: ``NaN``/``Infinity``, numbers out of
+   float range (``1e400``), duplicate object keys and unpaired UTF-16 surrogates
+   (``"\\ud800"``) are rejected, because the payload is stored and re-serialised downstream
+   (PostgreSQL JSONB and UTF-8 encoders refuse them) and duplicate keys make an event mean
+   different things to different readers;
+6. the document must be a JSON **object**;
+7. **SNS unwrap**: an SNS notification (``{"Type": "Notification", "Message": "<event
+   JSON>", ...}``, what an SQS queue subscribed to a topic receives without raw delivery) is
+   replaced by the event in its ``Message``, which goes through steps 2-6 again.  Reasons
+   about the inner event start with ``SNS message:``;
+8. the **envelope** (:class:`schemas.envelope.EventBridgeEnvelope`);
+9. the **source** allow-list, then the **account** allow-list (empty = any account; an empty
+   *source* list allows nothing, so a mis-set ``ALLOWED_SOURCES`` fails closed);
+10. the **detail**, by ``(source, detail-type)``: a known pair is validated into its model
+    (:data:`schemas.omics.DETAIL_MODELS`, :data:`schemas.s3.S3_DETAIL_MODELS`); an unknown
+    detail-type from an allowed source is *kept* as a generic event (``known=False``),
+    because a new HealthOmics event type must be archived and counted, not dead-lettered.
+
+Validation reasons name the field by its dotted wire path and give pydantic's first error,
+e.g. ``missing field 'detail.uuid'`` or ``field 'detail.status': 'BOGUS' is not a valid run
+status``.  Reasons are capped at 300 characters; the raw bytes are always kept whole.
+
+A rejected event keeps its ``id`` and ``detail-type`` when they could be read, so a dead
+letter can be traced.  ``ParsedEvent.payload`` is the decoded JSON exactly as received
+(after SNS unwrapping), never a re-serialisation of the models, so nothing the models drop
+or normalise is lost.
+
+:func:`canonical_json` is the one serialisation used for hashing and comparing payloads.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from schemas.envelope import EventBridgeEnvelope, json_type_name, short_repr
+from schemas.omics import DETAIL_MODELS, last_arn_segment, normalise_status
+from schemas.s3 import S3_DETAIL_MODELS, S3_SOURCE, S3ObjectCreated
+from schemas.settings import Settings
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DETAIL_MODELS_BY_SOURCE",
+    "OMICS_SOURCE",
+    "ParseLimits",
+    "ParsedEvent",
+    "Rejected",
+    "canonical_json",
+    "detail_model_for",
+    "parse_event",
+]
+
+#: The EventBridge ``source`` of HealthOmics events.
+OMICS_SOURCE = "aws.omics"
+
+#: ``source`` -> (exact ``detail-type`` -> detail model).
+DETAIL_MODELS_BY_SOURCE: dict[str, dict[str, type[BaseModel]]] = {
+    OMICS_SOURCE: dict(DETAIL_MODELS),
+    S3_SOURCE: dict(S3_DETAIL_MODELS),
+}
+
+#: Longest rejection reason; the raw bytes are kept whole next to it.
+MAX_REASON_LENGTH = 300
+
+
+def detail_model_for(source: str, detail_type: str) -> type[BaseModel] | None:
+    """The detail model registered for ``(source, detail-type)``, or ``None`` (generic)."""
+    return DETAIL_MODELS_BY_SOURCE.get(source, {}).get(detail_type)
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """What :func:`parse_event` accepts.  Defaults match :class:`schemas.settings.Settings`."""
+
+    max_bytes: int = 1_048_576
+    max_depth: int = 32
+    allowed_sources: frozenset[str] = frozenset({"aws.omics", "aws.s3"})  # empty = none
+    allowed_accounts: frozenset[str] = frozenset()  # empty = any
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ParseLimits:
+        return cls(
+            max_bytes=settings.max_event_bytes,
+            max_depth=settings.max_json_depth,
+            allowed_sources=frozenset(settings.allowed_sources),
+            allowed_accounts=frozenset(settings.allowed_accounts),
+        )
+
+
+DEFAULT_LIMITS = ParseLimits()
+
+
+@dataclass(frozen=True)
+class ParsedEvent:
+    """An accepted event: the envelope, its typed detail, and the keys the pipeline needs."""
+
+    envelope: EventBridgeEnvelope
+    detail: BaseModel | None  # the typed model; None for a generic (unknown detail-type) event
+    known: bool  # False for generic events
+    event_id: str
+    source: str
+    detail_type: str
+    time: datetime  # UTC aware
+    resource_arn: str | None
+    resource_id: str | None
+    status: str | None  # normalised; None if absent (S3 events: None)
+    payload: dict[str, Any]  # the event as received (after SNS unwrapping), not re-serialised
+    raw: bytes  # the bytes as received (before SNS unwrapping)
+    replay_name: str | None
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """An event that cannot be accepted: why, and the bytes exactly as received."""
+
+    reason: str
+    raw: bytes
+    event_id: str | None = None
+    detail_type: str | None = None
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, compact separators, UTF-8 (not ``\\u`` escapes); no NaN or Infinity.
+
+    Two equal JSON values always give the same bytes, so this is what to hash or compare.
+    Raises ``TypeError``/``ValueError`` for values that are not JSON (use
+    ``model_dump(mode="json")`` for models).
+    """
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
+
+# --- the stages ---------------------------------------------------------------------------
+
+
+class _Reject(Exception):
+    """Internal: stop parsing with this reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _RejectWithRaw(_Reject):
+    """Internal: a rejection whose raw bytes had to be recovered specially."""
+
+    def __init__(self, reason: str, raw: bytes) -> None:
+        super().__init__(reason)
+        self.raw = raw
+
+
+# A JSON string (possibly unterminated) or a bracket.  Strings are skipped whole, so brackets
+# inside them do not count.
+_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_depth(text: str, max_depth: int) -> None:
+    """Reject text whose brackets nest deeper than ``max_depth``, without recursing."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return  # cannot be deeper: the common case, one C-speed pass
+    depth = 0
+    for match in _TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise _Reject(
+                    f"JSON nesting is deeper than {max_depth} levels (at character {match.start()})"
+                )
+        elif token in "]}":
+            depth -= 1
+
+
+def _check_dict_depth(obj: Any, max_depth: int) -> None:
+    """The same limit for an already-decoded value, iteratively (also stops on cycles)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list | tuple):
+            if depth > max_depth:
+                raise _Reject(f"JSON nesting is deeper than {max_depth} levels")
+            children = value.values() if isinstance(value, dict) else value
+            stack.extend((child, depth + 1) for child in children)
+
+
+def _object_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _Reject(f"not valid JSON: duplicate key {short_repr(key)}")
+        result[key] = value
+    return result
+
+
+def _no_constants(name: str) -> Any:
+    raise _Reject(f"not valid JSON: {name} is not allowed")
+
+
+def _finite_float(text: str) -> float:
+    """``1e400`` would decode to infinity, which no JSON encoder downstream accepts."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Reject(f"not valid JSON: the number {short_repr(text, 40)} is out of range")
+    return value
+
+
+def _has_surrogate(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _describe_non_object(value: Any) -> str:
+    if value is None:
+        return "event is JSON null, not a JSON object"
+    return f"event is a JSON {json_type_name(value)}, not a JSON object"
+
+
+def _decode_object(text: str, limits: ParseLimits) -> dict[str, Any]:
+    """Steps 2-6 on decoded text: empty, depth, JSON, surrogates, object."""
+    if not text:
+        raise _Reject("event is empty (0 bytes)")
+    if not text.strip():
+        raise _Reject("event is only whitespace")
+    _check_depth(text, limits.max_depth)
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_object_pairs,
+            parse_constant=_no_constants,
+            parse_float=_finite_float,
+        )
+    except json.JSONDecodeError as exc:
+        raise _Reject(
+            f"not valid JSON: {exc.msg.removesuffix(' at')} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise _Reject(f"JSON nesting is deeper than {limits.max_depth} levels") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise _Reject(f"not valid JSON: {str(exc).split(';')[0]}") from None
+    if _SURROGATE_ESCAPE.search(text) and _has_surrogate(value):
+        raise _Reject("not valid JSON: a string contains an unpaired UTF-16 surrogate")
+    if not isinstance(value, dict):
+        raise _Reject(_describe_non_object(value))
+    return value
+
+
+def _to_bytes(raw: Any, limits: ParseLimits) -> bytes:
+    """The raw bytes of any accepted input type; raises :class:`_Reject` with ``raw`` set."""
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, bytearray | memoryview):
+        return bytes(raw)
+    if isinstance(raw, str):
+        try:
+            return raw.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _RejectWithRaw(
+                f"not valid UTF-8: text contains an unpaired surrogate at character {exc.start}",
+                raw.encode("utf-8", "surrogatepass"),
+            ) from None
+    if isinstance(raw, dict):
+        _check_dict_depth(raw, limits.max_depth)
+        try:
+            text = json.dumps(raw, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise _Reject(f"not JSON-serialisable: {exc}") from None
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _RejectWithRaw(
+                f"not valid UTF-8: text contains an unpaired surrogate at character {exc.start}",
+                text.encode("utf-8", "surrogatepass"),
+            ) from None
+    raise _Reject(f"unsupported input type {type(raw).__name__}")
+
+
+def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
+    """One line from pydantic's first error: ``missing field 'a.b'`` / ``field 'a.b': msg``."""
+    error = exc.errors(include_url=False)[0]
+    path = prefix + ".".join(str(part) for part in error["loc"])
+    if error["type"] == "missing":
+        return f"missing field {path!r}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"].endswith("_type"):
+        message += f" (got {json_type_name(error.get('input'))})"
+    return f"field {path!r}: {message}"
+
+
+def _str_field(obj: dict[str, Any], name: str, limit: int = 256) -> str | None:
+    value = obj.get(name)
+    if isinstance(value, str) and 0 < len(value) <= limit:
+        return value
+    return None
+
+
+def _first_resource(envelope: EventBridgeEnvelope) -> str | None:
+    return envelope.resources[0] if envelope.resources and envelope.resources[0] else None
+
+
+def _build(
+    payload: dict[str, Any], raw: bytes, limits: ParseLimits, prefix: str
+) -> ParsedEvent | Rejected:
+    """Steps 8-10: envelope, allow-lists, detail."""
+    event_id = _str_field(payload, "id")
+    detail_type = _str_field(payload, "detail-type", limit=1024)
+
+    def reject(reason: str) -> Rejected:
+        return Rejected(_cap(prefix + reason), raw, event_id, detail_type)
+
+    try:
+        envelope = EventBridgeEnvelope.model_validate(payload)
+    except ValidationError as exc:
+        return reject(_validation_reason(exc))
+    if envelope.source not in limits.allowed_sources:
+        return reject(f"source {short_repr(envelope.source)} is not allowed")
+    if limits.allowed_accounts and envelope.account not in limits.allowed_accounts:
+        return reject(f"account {short_repr(envelope.account)} is not allowed")
+
+    raw_detail = envelope.detail
+    arn = raw_detail.get("arn")
+    resource_arn = arn if isinstance(arn, str) and arn else _first_resource(envelope)
+    model = detail_model_for(envelope.source, envelope.detail_type)
+    detail: BaseModel | None = None
+    status: str | None = None
+    resource_id: str | None = None
+    if model is not None:
+        try:
+            detail = model.model_validate(raw_detail)
+        except ValidationError as exc:
+            return reject(_validation_reason(exc, "detail."))
+        status_value = getattr(detail, "status", None)
+        status = str(status_value) if status_value is not None else None
+        key = getattr(detail, "resource_key", None)
+        resource_id = key() if callable(key) else None
+        if isinstance(detail, S3ObjectCreated) and resource_arn is None:
+            resource_arn = detail.uri
+    else:
+        raw_status = raw_detail.get("status")
+        if isinstance(raw_status, str) and normalise_status(raw_status):
+            status = normalise_status(raw_status)
+    if resource_id is None:
+        resource_id = last_arn_segment(resource_arn) if resource_arn else None
+
+    return ParsedEvent(
+        envelope=envelope,
+        detail=detail,
+        known=model is not None,
+        event_id=envelope.id,
+        source=envelope.source,
+        detail_type=envelope.detail_type,
+        time=envelope.time,
+        resource_arn=resource_arn,
+        resource_id=resource_id,
+        status=status,
+        payload=payload,
+        raw=raw,
+        replay_name=envelope.replay_name,
+    )
+
+
+def _cap(reason: str) -> str:
+    if len(reason) > MAX_REASON_LENGTH:
+        return reason[: MAX_REASON_LENGTH - 3] + "..."
+    return reason
+
+
+def _is_sns_notification(obj: dict[str, Any]) -> bool:
+    return obj.get("Type") == "Notification" and "Message" in obj
+
+
+def _parse(raw: Any, limits: ParseLimits) -> ParsedEvent | Rejected:
+    try:
+        data = _to_bytes(raw, limits)
+    except _RejectWithRaw as exc:
+        return Rejected(_cap(exc.reason), exc.raw)
+    except _Reject as exc:
+        return Rejected(_cap(exc.reason), _raw_of(raw))
+
+    if len(data) > limits.max_bytes:
+        return Rejected(f"event is {len(data)} bytes, over the {limits.max_bytes}-byte limit", data)
+    if not data:
+        return Rejected("event is empty (0 bytes)", data)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejected(f"not valid UTF-8: {exc.reason} at byte {exc.start}", data)
+
+    prefix = ""
+    try:
+        payload = _decode_object(text, limits)
+        if _is_sns_notification(payload):
+            prefix = "SNS message: "
+            message = payload["Message"]
+            if not isinstance(message, str):
+                raise _Reject(f"'Message' is not a string (got {json_type_name(message)})")
+            payload = _decode_object(message, limits)
+    except _Reject as exc:
+        return Rejected(_cap(prefix + exc.reason), data)
+    return _build(payload, data, limits, prefix)
+
+
+def _raw_of(raw: Any) -> bytes:
+    """Best-effort bytes of any input, for a :class:`Rejected` built after a failure."""
+    try:
+        if isinstance(raw, bytes | bytearray | memoryview):
+            return bytes(raw)
+        if isinstance(raw, str):
+            return raw.encode("utf-8", "surrogatepass")
+        return json.dumps(raw, ensure_ascii=False, default=repr).encode("utf-8", "surrogatepass")
+    except Exception:
+        return b""
+
+
+def parse_event(
+    raw: bytes | str | dict[str, Any], limits: ParseLimits = DEFAULT_LIMITS
+) -> ParsedEvent | Rejected:
+    """Validate one raw event; see the module docstring for the order of the checks.
+
+    ``raw`` is the bytes as received (an SQS body, an archived object, a line of a file), the
+    same as text, or an already-decoded dict.  Returns a :class:`ParsedEvent` or a
+    :class:`Rejected`; never raises.
+    """
+    try:
+        return _parse(raw, limits)
+    except Exception as exc:  # the contract: nothing escapes
+        reason = f"internal error while parsing: {type(exc).__name__}: {exc}"
+        return Rejected(_cap(reason), _raw_of(raw))
