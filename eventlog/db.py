@@ -1,0 +1,101 @@
+"""Engines and migrations, built from settings — never at import time.
+
+PostgreSQL URLs are driven by psycopg 3 (``postgresql://`` is rewritten to
+``postgresql+psycopg://``).  SQLite files get WAL journaling and a busy timeout, so the embedded
+default tolerates the poller and in-process workers writing at once.
+
+Migrations are Alembic's, shipped inside the package (``eventlog/migrations``) so an installed
+wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def normalise_url(url: str) -> str:
+    """Pick our drivers: psycopg 3 for PostgreSQL; SQLite as is."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine for the log; SQLite parent folders are created on demand."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 5)
+    kwargs.setdefault("max_overflow", 5)
+    return create_engine(url, **kwargs)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def head_revision() -> str | None:
+    """The code's migration head(s), comma-joined when branches exist."""
+    heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
+    return ",".join(sorted(heads)) or None
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The database's revision(s), comma-joined like :func:`head_revision`."""
+    with engine.connect() as connection:
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return ",".join(sorted(heads)) or None
+
+
+def upgrade(engine: Engine, revision: str = "heads") -> str | None:
+    """Apply migrations up to ``revision``; returns the revision the database is now at."""
+    config = _alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+    return current_revision(engine)
+
+
+class SchemaOutOfDate(RuntimeError):
+    """The database is not at the code's migration head."""
+
+
+def require_head(engine: Engine) -> None:
+    """Refuse to run against a database the code does not match."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise SchemaOutOfDate(
+            f"database is at migration {current or 'none'}, the code needs {head}: "
+            "run `omics-events db upgrade`"
+        )

@@ -1,0 +1,453 @@
+"""Appending to the log, owing work in the outbox, and dead-lettering — the only writers.
+
+Everything here takes an open :class:`sqlalchemy.Connection` inside the caller's transaction, so
+that "append the event and its work" or "record the outcome and finish the work" commit together
+or not at all.  Nothing here knows Celery: publishing is the caller's business, after commit.
+
+Idempotence is the database's, not ours: ``events.event_id`` is unique and appends use
+``INSERT … ON CONFLICT DO NOTHING RETURNING`` on both PostgreSQL and SQLite, which reports which
+rows were new without a read-then-write race.
+
+Log order: on PostgreSQL, ``seq`` comes from a sequence, and two transactions may commit their
+numbers out of order — a reader following the log would skip the later-committing, lower
+number.  Appends therefore take a transaction-scoped advisory lock first, so ``seq`` order is
+commit order (the eventsourcing library does the same with a table lock).  SQLite serialises
+writers anyway.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, or_, select, update
+
+from eventlog import projection_set
+from eventlog.tables import dead_letters, events, outbox
+from eventlog.tables import dialect_insert as _insert
+from schemas.parsing import ParsedEvent
+
+#: Namespace of every id the pipeline derives (uuid5), so ids are stable across processes.
+PIPELINE_NAMESPACE = uuid.UUID("6f1c5d0e-3a49-4b8e-9d55-0b7e1a2c9f10")
+#: Source recorded on the pipeline's own events.
+PIPELINE_SOURCE = "omics-events"
+#: Arbitrary constant naming the advisory lock that orders appends on PostgreSQL.
+APPEND_LOCK_KEY = 0x0E1C_5EED
+#: How long unpublished outbox work waits before the sweeper assumes its publisher died.
+UNPUBLISHED_GRACE = timedelta(seconds=10)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back naive; every datetime we hold is UTC-aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def derived_id(cause_event_id: str, fact: str) -> str:
+    """The id of a fact the pipeline derives from an event: the same cause, the same id.
+
+    A retried task therefore appends nothing new, and a callback re-sent for the same fact
+    carries the same idempotency key.
+    """
+    return str(uuid.uuid5(PIPELINE_NAMESPACE, f"{cause_event_id}\x1f{fact}"))
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """One row to append to ``events``."""
+
+    event_id: str
+    origin: str
+    source: str
+    detail_type: str
+    event_time: datetime
+    payload: dict[str, Any]
+    resource_arn: str | None = None
+    resource_id: str | None = None
+    status: str | None = None
+    caused_by: str | None = None
+
+    @classmethod
+    def from_parsed(cls, parsed: ParsedEvent) -> LogEntry:
+        return cls(
+            event_id=parsed.event_id,
+            origin="aws",
+            source=parsed.source,
+            detail_type=parsed.detail_type,
+            event_time=parsed.time,
+            payload=parsed.payload,
+            resource_arn=_clip(parsed.resource_arn, 2048),
+            resource_id=_clip(parsed.resource_id, 1024),
+            status=_clip(parsed.status, 64),
+        )
+
+    @classmethod
+    def pipeline(
+        cls,
+        cause: StoredEvent,
+        detail_type: str,
+        detail: dict[str, Any],
+        *,
+        status: str | None = None,
+        fact: str | None = None,
+        event_time: datetime | None = None,
+    ) -> LogEntry:
+        """A pipeline fact about ``cause``, with an id derived from the cause and the fact."""
+        event_id = derived_id(cause.event_id, fact or detail_type)
+        when = event_time or utcnow()
+        return cls(
+            event_id=event_id,
+            origin="pipeline",
+            source=PIPELINE_SOURCE,
+            detail_type=detail_type,
+            event_time=when,
+            payload={
+                "id": event_id,
+                "source": PIPELINE_SOURCE,
+                "detail-type": detail_type,
+                "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "caused-by": cause.event_id,
+                "detail": detail,
+            },
+            resource_arn=cause.resource_arn,
+            resource_id=cause.resource_id,
+            status=status,
+            caused_by=cause.event_id,
+        )
+
+
+def _clip(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value is not None else None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A row of ``events`` as read back."""
+
+    seq: int
+    event_id: str
+    origin: str
+    source: str
+    detail_type: str
+    resource_arn: str | None
+    resource_id: str | None
+    status: str | None
+    event_time: datetime
+    received_at: datetime
+    caused_by: str | None
+    payload: dict[str, Any] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A piece of work owed: run ``stage`` for ``event_id``."""
+
+    id: int
+    event_id: str
+    stage: str
+    publish_count: int
+
+
+
+def _lock_for_append(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
+
+
+def append(
+    connection: Connection,
+    entry: LogEntry,
+    stages: Sequence[str] = (),
+    *,
+    not_before: datetime | None = None,
+) -> bool:
+    """Append one event and the work it owes; True if it was new, False for a duplicate."""
+    return bool(append_many(connection, [(entry, stages)], not_before=not_before))
+
+
+def append_many(
+    connection: Connection,
+    entries: Iterable[tuple[LogEntry, Sequence[str]]],
+    *,
+    not_before: datetime | None = None,
+    fold: bool = True,
+) -> set[str]:
+    """Append a batch in one statement; returns the ids that were new.
+
+    Work is written to the outbox only for new events: a duplicate delivery owes nothing.
+    ``fold=False`` leaves the projections behind the log: only for a bulk load that ends with
+    a rebuild (``omics-events replay``, eventlog/rebuild.py).
+    """
+    batch: dict[str, tuple[LogEntry, Sequence[str]]] = {}
+    for entry, stages in entries:
+        batch.setdefault(entry.event_id, (entry, stages))
+    if not batch:
+        return set()
+    now = utcnow()
+    _lock_for_append(connection)
+    rows = [
+        {
+            "event_id": entry.event_id,
+            "origin": entry.origin,
+            "source": entry.source,
+            "detail_type": entry.detail_type,
+            "resource_arn": entry.resource_arn,
+            "resource_id": entry.resource_id,
+            "status": entry.status,
+            "event_time": as_utc(entry.event_time),
+            "received_at": now,
+            "caused_by": entry.caused_by,
+            "payload": entry.payload,
+        }
+        for entry, _ in batch.values()
+    ]
+    # executemany (SQLAlchemy's insertmanyvalues batches it): one cached statement, where a
+    # multi-row VALUES would be compiled afresh for every batch (2 to 10 times slower)
+    statement = (
+        _insert(connection, events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.event_id, events.c.seq)
+        .execution_options(insertmanyvalues_page_size=100)  # psycopg parses big ones slowly
+    )
+    new_seqs = {event_id: seq for event_id, seq in connection.execute(statement, rows)}
+    new_ids = set(new_seqs)
+    # projections move with the log, in this transaction, in log order: the same folds as the
+    # rebuild (eventlog/projection_set.py)
+    if fold:
+        fresh = [StoredEvent(seq=new_seqs[row["event_id"]], **row) for row in rows
+                 if row["event_id"] in new_ids]
+        projection_set.apply_all(connection, sorted(fresh, key=lambda event: event.seq))
+    work = [
+        {
+            "event_id": event_id,
+            "stage": stage,
+            "created_at": now,
+            "not_before": not_before or now,
+            "publish_count": 0,
+        }
+        for event_id in new_ids
+        for stage in batch[event_id][1]
+    ]
+    if work:
+        owe(connection, work)
+    return new_ids
+
+
+def owe(connection: Connection, work: list[dict[str, Any]]) -> None:
+    """Insert outbox rows, ignoring ones already owed."""
+    connection.execute(
+        _insert(connection, outbox)
+        .values(work)
+        .on_conflict_do_nothing(index_elements=["event_id", "stage"])
+    )
+
+
+def schedule(
+    connection: Connection, event_id: str, stage: str, *, not_before: datetime | None = None
+) -> None:
+    """Owe ``stage`` for an event already in the log (a next stage, or a delayed retry)."""
+    now = utcnow()
+    owe(
+        connection,
+        [
+            {
+                "event_id": event_id,
+                "stage": stage,
+                "created_at": now,
+                "not_before": not_before or now,
+                "publish_count": 0,
+            }
+        ],
+    )
+
+
+def get(connection: Connection, event_id: str) -> StoredEvent | None:
+    row = connection.execute(select(events).where(events.c.event_id == event_id)).one_or_none()
+    return _stored(row._mapping) if row is not None else None
+
+
+def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
+    """Events in log order, for folds and inspection."""
+    rows = connection.execute(
+        select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(limit)
+    )
+    return [_stored(row._mapping) for row in rows]
+
+
+def _stored(row: Any) -> StoredEvent:
+    return StoredEvent(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        origin=row["origin"],
+        source=row["source"],
+        detail_type=row["detail_type"],
+        resource_arn=row["resource_arn"],
+        resource_id=row["resource_id"],
+        status=row["status"],
+        event_time=as_utc(row["event_time"]),
+        received_at=as_utc(row["received_at"]),
+        caused_by=row["caused_by"],
+        payload=row["payload"],
+    )
+
+
+# --- outbox ----------------------------------------------------------------------------------
+
+
+def defer(connection: Connection, event_id: str, stage: str, not_before: datetime) -> None:
+    """Put unfinished work back to wait until ``not_before``; the sweeper publishes it then.
+
+    This is how a stage waits longer than a Celery countdown may (callback backoff, quota
+    waits): the task returns, its message is acknowledged, and the wait lives in the database.
+    """
+    connection.execute(
+        update(outbox)
+        .where(outbox.c.event_id == event_id, outbox.c.stage == stage, outbox.c.done_at.is_(None))
+        .values(not_before=as_utc(not_before), published_at=None)
+    )
+
+
+def is_done(connection: Connection, event_id: str, stage: str) -> bool:
+    done = connection.execute(
+        select(outbox.c.done_at).where(outbox.c.event_id == event_id, outbox.c.stage == stage)
+    ).scalar_one_or_none()
+    return done is not None
+
+
+def complete(connection: Connection, event_id: str, stage: str, outcome: str) -> bool:
+    """Mark work finished; True only for the call that finished it."""
+    result = connection.execute(
+        update(outbox)
+        .where(outbox.c.event_id == event_id, outbox.c.stage == stage, outbox.c.done_at.is_(None))
+        .values(done_at=utcnow(), outcome=outcome[:64])
+    )
+    return result.rowcount == 1
+
+
+def mark_published(connection: Connection, ids: Sequence[int]) -> None:
+    if ids:
+        connection.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(ids)))
+            .values(published_at=utcnow(), publish_count=outbox.c.publish_count + 1)
+        )
+
+
+def pending_for(
+    connection: Connection, event_ids: Sequence[str], *, unpublished_only: bool = False
+) -> list[OutboxItem]:
+    """Unfinished, due work of the given events (what a producer or a stage just committed)."""
+    if not event_ids:
+        return []
+    query = (
+        select(outbox.c.id, outbox.c.event_id, outbox.c.stage, outbox.c.publish_count)
+        .where(outbox.c.event_id.in_(list(event_ids)), outbox.c.done_at.is_(None))
+        .where(outbox.c.not_before <= utcnow())
+        .order_by(outbox.c.id)
+    )
+    if unpublished_only:
+        query = query.where(outbox.c.published_at.is_(None))
+    return [OutboxItem(*row) for row in connection.execute(query)]
+
+
+def claim_due(
+    connection: Connection, *, redeliver_after: timedelta, limit: int = 500
+) -> list[OutboxItem]:
+    """Unfinished work that is due and that nobody is (still) handling.
+
+    Due means: ``not_before`` has passed, and either it was never published (and its producer
+    had the grace period to do so), or it was published longer ago than ``redeliver_after``.
+    On PostgreSQL concurrent sweepers skip each other's rows (``FOR UPDATE SKIP LOCKED``).
+    """
+    now = utcnow()
+    grace = min(UNPUBLISHED_GRACE, redeliver_after)
+    query = (
+        select(outbox.c.id, outbox.c.event_id, outbox.c.stage, outbox.c.publish_count)
+        .where(outbox.c.done_at.is_(None), outbox.c.not_before <= now)
+        .where(
+            or_(
+                and_(outbox.c.published_at.is_(None), outbox.c.created_at <= now - grace),
+                and_(outbox.c.published_at.is_(None), outbox.c.not_before > outbox.c.created_at),
+                outbox.c.published_at <= now - redeliver_after,
+            )
+        )
+        .order_by(outbox.c.id)
+        .limit(limit)
+    )
+    if connection.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return [OutboxItem(*row) for row in connection.execute(query)]
+
+
+def unfinished_count(connection: Connection) -> int:
+    return int(
+        connection.execute(
+            select(func.count()).select_from(outbox).where(outbox.c.done_at.is_(None))
+        ).scalar_one()
+    )
+
+
+# --- dead letters ----------------------------------------------------------------------------
+
+
+def dead_letter(
+    connection: Connection,
+    *,
+    kind: str,
+    reason: str,
+    raw: bytes,
+    stage: str | None = None,
+    event_id: str | None = None,
+    detail_type: str | None = None,
+) -> bool:
+    """Record what could not be accepted or done; True if new.
+
+    The id hashes what failed, so a message redelivered after a crash is not dead-lettered twice.
+    """
+    digest = hashlib.sha256()
+    for part in (kind, stage or "", event_id or ""):
+        digest.update(part.encode())
+        digest.update(b"\x1f")
+    digest.update(raw)
+    # like appends: ids in commit order, so a follower of dead letters (alerts, metrics) never
+    # skips one that commits after a higher id (eventlog/cursors.py)
+    _lock_for_append(connection)
+    statement = (
+        _insert(connection, dead_letters)
+        .values(
+            dead_letter_id=digest.hexdigest(),
+            created_at=utcnow(),
+            kind=kind,
+            stage=stage,
+            event_id=event_id,
+            detail_type=_clip(detail_type, 128),
+            reason=reason,
+            raw=raw,
+        )
+        .on_conflict_do_nothing(index_elements=["dead_letter_id"])
+        .returning(dead_letters.c.id)
+    )
+    return connection.execute(statement).first() is not None
+
+
+def unfinished_for(connection: Connection, event_ids: Sequence[str]) -> int:
+    """How much work the given events still owe."""
+    total = 0
+    ids = list(event_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        total += int(
+            connection.execute(
+                select(func.count())
+                .select_from(outbox)
+                .where(outbox.c.event_id.in_(chunk), outbox.c.done_at.is_(None))
+            ).scalar_one()
+        )
+    return total
