@@ -1,0 +1,80 @@
+"""Celery settings, and only Celery settings, derived from :class:`schemas.settings.Settings`.
+
+Every pool shares these defaults (DESIGN.md §4):
+
+* JSON only, results ignored — the log is where outcomes live, not a result backend;
+* late acknowledgement *and* ``task_reject_on_worker_lost``: a task whose worker process dies is
+  requeued instead of being acked with the corpse (Celery's default loses it);
+* prefetch 1: a slow pool never hoards messages a sibling could run;
+* a broker visibility timeout longer than any task and any retry delay, or Redis redelivers
+  work that is merely waiting and it runs twice;
+* one queue per pool, routed by task name, so ``celery worker -Q archive`` is the archive pool.
+
+With no ``REDIS_URL`` the broker is Celery's in-memory transport and workers run inside the
+process (the embedded default).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu import Exchange, Queue
+
+from schemas.settings import Settings
+
+#: The worker pools, each with its own queue (DESIGN.md §4).
+QUEUES: tuple[str, ...] = ("archive", "enrich", "callback", "imports", "metrics")
+#: Prefix of every task name; the suffix is the queue it runs on.
+TASK_PREFIX = "omics_events."
+
+
+def task_name(stage: str) -> str:
+    return f"{TASK_PREFIX}{stage}"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """The ``app.conf`` of every process, as a plain mapping."""
+    exchange = Exchange("omics-events", type="direct")
+    visibility = settings.broker_visibility_timeout
+    transport_options: dict[str, Any] = {
+        "visibility_timeout": visibility,
+        # scan for abandoned (unacked) messages often enough to matter for short timeouts
+        "unacked_restore_interval": max(1, min(60, visibility // 10)),
+        "unacked_restore_throttle": 1,
+        "socket_timeout": 30,
+        "socket_connect_timeout": 10,
+        "health_check_interval": 25,
+    }
+    if settings.redis_url:
+        transport_options["global_keyprefix"] = settings.redis_key_prefix
+    return {
+        "broker_url": settings.redis_url or "memory://",
+        "broker_transport_options": transport_options,
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "event_serializer": "json",
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "task_acks_on_failure_or_timeout": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "worker_hijack_root_logger": False,
+        "task_queues": [Queue(name, exchange, routing_key=name) for name in QUEUES],
+        "task_default_queue": QUEUES[0],
+        "task_default_exchange": exchange.name,
+        "task_default_routing_key": QUEUES[0],
+        "task_create_missing_queues": False,
+        "task_routes": {
+            task_name(name): {"queue": name, "routing_key": name} for name in QUEUES
+        },
+        "task_time_limit": max(60, visibility // 2),
+        "task_soft_time_limit": max(30, visibility // 3),
+        "timezone": "UTC",
+        "enable_utc": True,
+    }

@@ -1,0 +1,795 @@
+"""The callback stage: each enriched run status change, posted once and in order to NGS360.
+
+The contract (``contracts/ngs360-callback.md``) decides the shape: the body is built and checked
+by :mod:`schemas.ngs360`; ``X-Internal-API-Key`` comes from ``NGS360_API_KEY`` or a Secrets
+Manager secret (fetched once, cached, fetched again after a 403) and never appears in a log
+line, an event or a dead letter.
+
+Why each rule, against what the Lambda did:
+
+* **The key goes only where it may.**  A run's ``callback_url`` tag is honoured only when it is
+  https (http on loopback, for tests) and its host is in ``CALLBACK_ALLOWED_HOSTS`` (default:
+  the host of ``NGS360_API_URL``).  Otherwise the callback goes to the configured URL and a
+  ``security`` dead letter says which tag was refused and why.  Redirects are never followed,
+  so a server cannot bounce the key elsewhere either.
+* **In order, never backwards, never twice.**  Callbacks of one run are serialised by a lock per
+  run (a Redis lease across processes, an in-process lock in the embedded default).  A
+  callback waits (deferred in the outbox) while an earlier status of its run is still being
+  enriched or delivered; whatever finishes that one wakes it.  A status not newer than the last
+  one delivered for the run is not sent: *Callback Superseded*.  The server remembers only the
+  last ``event_id``, so these are what keep a late RUNNING from overwriting COMPLETED.
+* **Retries with a window, not forever and not never.**  5xx, 429, 408, timeouts and connection
+  errors are retried with exponential backoff and jitter (``Retry-After`` honoured) for
+  ``CALLBACK_RETRY_WINDOW``; short waits are Celery retries, longer ones are stored in the
+  outbox (:class:`~workers.errors.RetryLater`).  403, 404, 422 and other refusals are permanent:
+  a *Callback Failed* fact marked final and a dead letter carrying the response body.
+* **Lost events.**  A terminal status refused with 400 "invalid transition" means the server
+  never saw the run running (its RUNNING event was lost): the stage reports RUNNING first, from
+  GetRun's ``startTime`` with an event id derived from the run, then the terminal status again.
+* **Nothing silent.**  Every attempt is a fact in the log (*Callback Delivered / Failed /
+  Skipped / Superseded*) folded into ``deliveries``; statuses the server does not take
+  (DELETED) and runs without a ``WESRunId`` are *Callback Skipped* with the reason.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import random
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import redis
+from botocore.exceptions import BotoCoreError, ClientError
+from sqlalchemy import Connection, func, select
+
+from eventlog import store
+from eventlog.projections import (
+    CALLBACK_DELIVERED,
+    CALLBACK_FAILED,
+    CALLBACK_SKIPPED,
+    CALLBACK_SUPERSEDED,
+    RUN_ENRICHED,
+    STATUS_EVENTS,
+    TERMINAL_STATUSES,
+    parse_time,
+    rank_of,
+)
+from eventlog.store import LogEntry, StoredEvent, derived_id
+from eventlog.tables import events, outbox, runs
+from schemas.ngs360 import API_KEY_HEADER, CALLBACK_PATH, build_payload, skip_reason, utc_z
+from schemas.settings import Settings
+from workers.errors import PermanentError, RetryLater
+from workers.omics import OmicsApi, OmicsError, as_retry_later
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STAGE = "callback"
+#: The stage whose unfinished work for an earlier status makes a callback wait.
+ENRICH_STAGE = "enrich"
+#: First retry delay in seconds; doubles per failed attempt up to ``CALLBACK_BACKOFF_MAX``.
+RETRY_BASE = 1.0
+#: How long a callback waits for an earlier status of its run before it looks again (it is
+#: normally woken sooner, when that status finishes).
+PREDECESSOR_WAIT = 5.0
+#: Response bodies kept in facts and dead letters.
+MAX_BODY = 2000
+#: A run's callback lock outlives a dead holder by this many request timeouts (a delivery
+#: makes at most three requests, each bounded per phase by ``CALLBACK_TIMEOUT``), plus a minute.
+LOCK_LEASE_CALLBACKS = 10
+#: What the server says when it refuses a terminal status for a run it never saw running.
+INVALID_TRANSITION = "invalid state transition"
+
+
+# --- where to send ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where one callback goes, and why a run's ``callback_url`` tag was refused (if it was)."""
+
+    url: str | None
+    tag: str | None = None
+    refused: str | None = None
+
+
+def callback_endpoint(base_url: str) -> str:
+    """The fixed callback path on the host of ``base_url`` (the path does not follow an API
+    prefix; credentials in the URL are dropped)."""
+    parts = urlsplit(base_url.strip())
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, CALLBACK_PATH, "", ""))
+
+
+def allowed_hosts(settings: Settings) -> set[str]:
+    if settings.callback_allowed_hosts:
+        return set(settings.callback_allowed_hosts)
+    if settings.ngs360_api_url:
+        return {(urlsplit(settings.ngs360_api_url).hostname or "").lower()}
+    return set()
+
+
+def _loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def tag_problem(tag: str, allowed: set[str]) -> str | None:
+    """Why a ``callback_url`` tag may not receive the key, or None if it may."""
+    try:
+        parts = urlsplit(tag.strip())
+        host = (parts.hostname or "").lower()
+        port = parts.port
+    except ValueError:
+        return "it is not a URL"
+    if parts.scheme not in {"http", "https"} or not host:
+        return "it is not an http(s) URL with a host"
+    if parts.username is not None or parts.password is not None:
+        return "it carries credentials"
+    if parts.scheme == "http" and not _loopback(host):
+        return "plain http is allowed on loopback only"
+    if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
+        shown = f"{host}:{port}" if port else host
+        return f"host {shown} is not in CALLBACK_ALLOWED_HOSTS"
+    return None
+
+
+def resolve_target(settings: Settings, tag: str | None) -> Target:
+    default = callback_endpoint(settings.ngs360_api_url) if settings.ngs360_api_url else None
+    if not tag:
+        return Target(default)
+    problem = tag_problem(tag, allowed_hosts(settings))
+    if problem is None:
+        return Target(callback_endpoint(tag), tag)
+    return Target(default, tag, problem)
+
+
+# --- the key ----------------------------------------------------------------------------------
+
+
+#: Secrets Manager answers that waiting will not fix.
+SECRET_PERMANENT = frozenset(
+    {
+        "ResourceNotFoundException",
+        "AccessDeniedException",
+        "DecryptionFailure",
+        "InvalidRequestException",
+        "InvalidParameterException",
+    }
+)
+
+
+class KeyUnavailable(Exception):
+    """No API key could be had (not configured, or the secret cannot be read)."""
+
+
+class ApiKey:
+    """The shared secret: from settings, or from Secrets Manager (cached, refreshable)."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._lock = threading.Lock()
+        self._cached: str | None = None
+
+    @classmethod
+    def of(cls, runtime: Runtime) -> ApiKey:
+        return runtime.resource("ngs360-api-key", cls)
+
+    @property
+    def refreshable(self) -> bool:
+        settings = self._runtime.settings
+        return settings.ngs360_api_key is None and bool(settings.ngs360_api_key_secret)
+
+    def get(self) -> str:
+        settings = self._runtime.settings
+        if settings.ngs360_api_key is not None and settings.ngs360_api_key.get_secret_value():
+            return settings.ngs360_api_key.get_secret_value()
+        if not settings.ngs360_api_key_secret:
+            raise KeyUnavailable("no API key: set NGS360_API_KEY or NGS360_API_KEY_SECRET")
+        with self._lock:
+            if self._cached is None:
+                self._cached = self._fetch()
+            return self._cached
+
+    def refresh(self) -> str:
+        """Read the secret again (after a 403: the key may have been rotated)."""
+        with self._lock:
+            self._cached = self._fetch()
+            return self._cached
+
+    def _fetch(self) -> str:
+        settings = self._runtime.settings
+        client = self._runtime.aws.get("secretsmanager")
+        try:
+            response = client.get_secret_value(SecretId=settings.ngs360_api_key_secret)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code not in SECRET_PERMANENT:
+                raise  # throttled or unavailable: the stage retries
+            raise KeyUnavailable(
+                f"cannot read secret {settings.ngs360_api_key_secret}: {code}"
+            ) from None
+        text = response.get("SecretString")
+        if text is None and response.get("SecretBinary") is not None:
+            text = bytes(response["SecretBinary"]).decode("utf-8", "replace")
+        text = (text or "").strip()
+        if text.startswith("{"):
+            try:
+                document = json.loads(text)
+            except ValueError:
+                document = None
+            if isinstance(document, dict):
+                value = document.get(settings.ngs360_api_key_secret_field)
+                if not isinstance(value, str) or not value:
+                    raise KeyUnavailable(
+                        f"secret {settings.ngs360_api_key_secret} has no "
+                        f"{settings.ngs360_api_key_secret_field!r} field"
+                    )
+                return value
+        if not text:
+            raise KeyUnavailable(f"secret {settings.ngs360_api_key_secret} is empty")
+        return text
+
+    def __repr__(self) -> str:  # never show the key
+        return "<ApiKey ********>"
+
+
+def _http(runtime: Runtime) -> httpx.Client:
+    def build(rt: Runtime) -> httpx.Client:
+        return httpx.Client(
+            timeout=httpx.Timeout(rt.settings.callback_timeout),
+            follow_redirects=False,  # a redirect must not carry the key to another host
+            headers={"User-Agent": "omics-events-callback"},
+        )
+
+    return runtime.resource("ngs360-http", build)
+
+
+# --- ordering ---------------------------------------------------------------------------------
+
+
+class _LocalLocks:
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def get(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+
+@contextmanager
+def run_lock(runtime: Runtime, run_uuid: str, timeout: float) -> Iterator[None]:
+    """Hold the run's callback lock; :class:`RetryLater` if it stays taken for ``timeout``.
+
+    With Redis (several worker processes) the lock is a Redis lease that expires on its own if
+    its holder dies; without Redis every worker is a thread of this process and a local lock is
+    enough.  Neither holds a database connection while the request is in flight.
+    """
+    settings = runtime.settings
+    if settings.redis_url:
+        client = runtime.resource("redis", lambda rt: redis.Redis.from_url(rt.settings.redis_url))
+        lease = client.lock(
+            f"{settings.redis_key_prefix}callback-lock:{run_uuid}",
+            timeout=LOCK_LEASE_CALLBACKS * settings.callback_timeout + 60,
+            blocking_timeout=timeout,
+        )
+        if not lease.acquire():
+            raise RetryLater(f"run {run_uuid} is busy with another callback", 1.0)
+        try:
+            yield
+        finally:
+            try:
+                lease.release()
+            except redis.exceptions.LockError:  # the lease expired: nothing left to release
+                log.warning("callback lock of run %s expired while held", run_uuid)
+        return
+    lock = runtime.resource("callback-locks", lambda _rt: _LocalLocks()).get(run_uuid)
+    if not lock.acquire(timeout=timeout):
+        raise RetryLater(f"run {run_uuid} is busy with another callback", 1.0)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def running_event_id(run_uuid: str) -> str:
+    """The id of "run ``run_uuid`` is RUNNING" when the pipeline has to say it itself."""
+    return derived_id(f"run:{run_uuid}", "status:RUNNING")
+
+
+def wake_callbacks(connection: Connection, run_uuid: str) -> list[str]:
+    """Make a run's waiting callbacks due now; returns their event ids (publish after commit).
+
+    A callback waits (deferred in the outbox) while an earlier status of its run is still in the
+    pipeline; whatever finishes that status wakes it instead of leaving it to the sweeper.
+    """
+    now = store.utcnow()
+    waiting = list(
+        connection.execute(
+            select(outbox.c.event_id)
+            .join(events, events.c.event_id == outbox.c.event_id)
+            .where(
+                events.c.resource_id == run_uuid,
+                events.c.detail_type.in_(sorted(STATUS_EVENTS)),
+                outbox.c.stage == STAGE,
+                outbox.c.done_at.is_(None),
+                outbox.c.not_before > now,
+            )
+        ).scalars()
+    )
+    for event_id in waiting:
+        store.defer(connection, event_id, STAGE, now)
+    return waiting
+
+
+def _earlier_in_flight(connection: Connection, event: StoredEvent, run_uuid: str) -> list[str]:
+    """Earlier statuses of the run still being enriched or delivered."""
+    rank = rank_of(event.status)
+    rows = connection.execute(
+        select(outbox.c.event_id, events.c.status)
+        .join(events, events.c.event_id == outbox.c.event_id)
+        .where(
+            events.c.resource_id == run_uuid,
+            events.c.detail_type.in_(sorted(STATUS_EVENTS)),
+            outbox.c.stage.in_([ENRICH_STAGE, STAGE]),
+            outbox.c.done_at.is_(None),
+            outbox.c.event_id != event.event_id,
+        )
+    )
+    return [row.event_id for row in rows if rank_of(row.status) < rank]
+
+
+# --- one delivery -----------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One callback being worked on: the event, its enrichment, where it goes."""
+
+    event: StoredEvent
+    enrichment: dict[str, Any]
+    target: Target
+
+    @property
+    def run_uuid(self) -> str:
+        return str(self.enrichment.get("uuid") or self.event.resource_id or "")
+
+    @property
+    def status(self) -> str:
+        return str(self.enrichment.get("status") or self.event.status or "").upper()
+
+    def facts(self, **extra: Any) -> dict[str, Any]:
+        """The detail of a callback fact: what was sent where, never the key."""
+        detail = {
+            "eventId": self.event.event_id,
+            "eventTime": utc_z(self.event.event_time),
+            "uuid": self.run_uuid,
+            "runId": self.enrichment.get("runId"),
+            "wesRunId": self.enrichment.get("wesRunId"),
+            "status": self.status,
+            "url": self.target.url,
+        }
+        detail.update({key: value for key, value in extra.items() if value is not None})
+        return detail
+
+
+def _enrichment(connection: Connection, event_id: str) -> dict[str, Any] | None:
+    payload = connection.execute(
+        select(events.c.payload).where(
+            events.c.caused_by == event_id, events.c.detail_type == RUN_ENRICHED
+        )
+    ).scalar_one_or_none()
+    if not isinstance(payload, dict):
+        return None
+    detail = payload.get("detail")
+    return detail if isinstance(detail, dict) else None
+
+
+def _history(connection: Connection, event_id: str) -> tuple[int, datetime | None]:
+    """(callback facts so far, time of the first failed attempt) for one event."""
+    count = connection.execute(
+        select(func.count())
+        .select_from(events)
+        .where(events.c.caused_by == event_id, events.c.detail_type.like("Callback %"))
+    ).scalar_one()
+    first_failure = connection.execute(
+        select(func.min(events.c.event_time)).where(
+            events.c.caused_by == event_id, events.c.detail_type == CALLBACK_FAILED
+        )
+    ).scalar_one_or_none()
+    return int(count), store.as_utc(first_failure) if first_failure else None
+
+
+def _record(
+    runtime: Runtime,
+    call: Call,
+    detail_type: str,
+    *,
+    outcome: str | None = None,
+    dead_letter: str | None = None,
+    **detail: Any,
+) -> None:
+    """Append one callback fact; with ``outcome``, finish the work and wake the run's next."""
+    woken: list[str] = []
+    with runtime.engine.begin() as connection:
+        count, _ = _history(connection, call.event.event_id)
+        facts = call.facts(attempts=detail.pop("attempts", None) or count + 1, **detail)
+        store.append(
+            connection,
+            LogEntry.pipeline(
+                call.event,
+                detail_type,
+                facts,
+                status=str(facts.get("status") or call.status),
+                fact=f"{detail_type}#{count + 1}",
+            ),
+        )
+        if dead_letter is not None:
+            store.dead_letter(
+                connection,
+                kind="stage",
+                stage=STAGE,
+                event_id=call.event.event_id,
+                detail_type=call.event.detail_type,
+                reason=dead_letter[:4000],
+                raw=json.dumps(facts, sort_keys=True).encode(),
+            )
+        if outcome is not None:
+            store.complete(connection, call.event.event_id, STAGE, outcome)
+            woken = wake_callbacks(connection, call.run_uuid)
+    runtime.publish(woken)
+
+
+def _body(response: httpx.Response) -> str:
+    try:
+        return response.text[:MAX_BODY]
+    except Exception:  # undecodable bytes
+        return response.content[:MAX_BODY].decode("utf-8", "replace")
+
+
+def _post(
+    runtime: Runtime, url: str, payload: dict[str, Any], key: str
+) -> tuple[httpx.Response | None, str | None]:
+    try:
+        return _http(runtime).post(url, json=payload, headers={API_KEY_HEADER: key}), None
+    except httpx.TimeoutException as error:
+        return None, f"timed out ({type(error).__name__})"
+    except httpx.TransportError as error:
+        return None, f"connection failed ({type(error).__name__}: {error})"
+
+
+def _retryable(response: httpx.Response | None) -> bool:
+    return (
+        response is None or response.status_code in {408, 425, 429} or response.status_code >= 500
+    )
+
+
+def _retry_after(response: httpx.Response | None) -> float:
+    if response is None:
+        return 0.0
+    try:
+        return max(0.0, float(response.headers.get("Retry-After", "0")))
+    except ValueError:
+        return 0.0
+
+
+def deliver_callback(runtime: Runtime, event_id: str, *, force: bool = False) -> str:
+    """The stage: post one enriched status change (``force``: again, whatever was sent)."""
+    with runtime.engine.connect() as connection:
+        event = store.get(connection, event_id)
+        if event is None:
+            raise PermanentError(f"event {event_id} is not in the log")
+        if not force and store.is_done(connection, event_id, STAGE):
+            return "already-done"
+        enrichment = _enrichment(connection, event_id)
+    if enrichment is None:
+        raise PermanentError(f"event {event_id} has no Run Enriched fact to send")
+    settings = runtime.settings
+    call = Call(event, enrichment, resolve_target(settings, enrichment.get("callbackUrl")))
+    if call.target.refused:
+        _refuse_tag(runtime, call)
+
+    reason = skip_reason(call.status, enrichment.get("wesRunId"))
+    if reason is None and call.target.url is None:
+        reason = "callbacks are not configured (NGS360_API_URL is unset)"
+    if reason is not None:
+        _record(runtime, call, CALLBACK_SKIPPED, outcome="skipped", reason=reason)
+        return "skipped"
+    try:
+        payload = _payload(call, call.status, event.event_id, event.event_time)
+    except ValueError as error:
+        why = f"the callback body would be refused: {error}"[:2000]
+        _record(
+            runtime,
+            call,
+            CALLBACK_FAILED,
+            outcome="dead-lettered",
+            dead_letter=why,
+            final=True,
+            reason=why,
+        )
+        return "dead-lettered"
+
+    with run_lock(runtime, call.run_uuid, timeout=3 * settings.callback_timeout + 5):
+        if not force:
+            with runtime.engine.connect() as connection:
+                if store.is_done(connection, event_id, STAGE):
+                    return "already-done"
+                row = connection.execute(
+                    select(
+                        runs.c.callback_event_id, runs.c.callback_rank, runs.c.callback_status
+                    ).where(runs.c.run_uuid == call.run_uuid)
+                ).one_or_none()
+                earlier = _earlier_in_flight(connection, event, call.run_uuid)
+            if row is not None and row.callback_event_id == event_id:
+                _finish_quietly(runtime, call, "delivered")
+                return "delivered"
+            if row is not None and (row.callback_rank or 0) >= rank_of(call.status):
+                _record(
+                    runtime,
+                    call,
+                    CALLBACK_SUPERSEDED,
+                    outcome="superseded",
+                    reason=f"{row.callback_status} ({row.callback_event_id}) was already "
+                    f"delivered for this run",
+                )
+                return "superseded"
+            if earlier:
+                with runtime.engine.begin() as connection:
+                    store.defer(
+                        connection,
+                        event_id,
+                        STAGE,
+                        store.utcnow() + timedelta(seconds=PREDECESSOR_WAIT),
+                    )
+                return "waiting"
+        return _send(runtime, call, payload)
+
+
+def _payload(call: Call, status: str, event_id: str, when: datetime) -> dict[str, Any]:
+    enrichment = call.enrichment
+    return build_payload(
+        omics_run_id=str(enrichment.get("runId") or ""),
+        status=status,
+        wes_run_id=str(enrichment.get("wesRunId") or ""),
+        event_time=when,
+        event_id=event_id,
+        status_message=enrichment.get("statusMessage") if status == call.status else None,
+        failure_reason=enrichment.get("failureReason") if status == call.status else None,
+        output_mapping=enrichment.get("outputMapping") if status == call.status else None,
+        log_urls=enrichment.get("logUrls") if status == call.status else None,
+    )
+
+
+def _finish_quietly(runtime: Runtime, call: Call, outcome: str) -> None:
+    with runtime.engine.begin() as connection:
+        store.complete(connection, call.event.event_id, STAGE, outcome)
+        woken = wake_callbacks(connection, call.run_uuid)
+    runtime.publish(woken)
+
+
+def _refuse_tag(runtime: Runtime, call: Call) -> None:
+    tag = call.target.tag or ""
+    reason = (
+        f"run {call.enrichment.get('runId')} ({call.run_uuid}) is tagged callback_url={tag[:300]!r}"
+        f", refused: {call.target.refused}; the callback and its key went to the configured "
+        f"NGS360 API instead ({call.target.url or 'none configured'})"
+    )
+    with runtime.engine.begin() as connection:
+        fresh = store.dead_letter(
+            connection,
+            kind="security",
+            stage=STAGE,
+            event_id=call.event.event_id,
+            detail_type=call.event.detail_type,
+            reason=reason,
+            raw=tag.encode("utf-8", "replace"),
+        )
+    if fresh:
+        log.warning("%s", reason, extra={"event_id": call.event.event_id, "stage": STAGE})
+
+
+def _send(runtime: Runtime, call: Call, payload: dict[str, Any]) -> str:
+    assert call.target.url is not None
+    key_source = ApiKey.of(runtime)
+    try:
+        key = key_source.get()
+    except KeyUnavailable as error:
+        why = str(error)
+        _record(
+            runtime,
+            call,
+            CALLBACK_FAILED,
+            outcome="dead-lettered",
+            dead_letter=why,
+            final=True,
+            reason=why,
+        )
+        return "dead-lettered"
+    except (BotoCoreError, ClientError) as error:  # Secrets Manager unreachable: transient
+        raise RetryLater(f"Secrets Manager: {type(error).__name__}", 5.0) from None
+
+    response, error = _post(runtime, call.target.url, payload, key)
+    if response is not None and response.status_code == 403 and key_source.refreshable:
+        try:
+            fresh = key_source.refresh()
+        except KeyUnavailable:
+            fresh = key
+        if fresh != key:
+            log.info("callback refused with 403; retrying once with the secret read again")
+            key = fresh
+            response, error = _post(runtime, call.target.url, payload, key)
+
+    if (
+        response is not None
+        and response.status_code == 400
+        and call.status in TERMINAL_STATUSES
+        and INVALID_TRANSITION in _body(response).lower()
+    ):
+        running = _report_running_first(runtime, call, key)
+        if running is not None:  # RUNNING failed: that is this attempt's outcome
+            response, error = running
+        else:
+            response, error = _post(runtime, call.target.url, payload, key)
+
+    if response is not None and 200 <= response.status_code < 300:
+        _record(
+            runtime,
+            call,
+            CALLBACK_DELIVERED,
+            outcome="delivered",
+            httpStatus=response.status_code,
+            responseBody=_body(response)[:500],
+        )
+        return "delivered"
+    return _failed(runtime, call, response, error)
+
+
+def _report_running_first(
+    runtime: Runtime, call: Call, key: str
+) -> tuple[httpx.Response | None, str | None] | None:
+    """Send the RUNNING the server never saw; None when it was accepted."""
+    start = parse_time(call.enrichment.get("startTime"))
+    if start is None:
+        start = _start_time_from_api(runtime, call)
+    start = start or parse_time(call.enrichment.get("creationTime")) or call.event.event_time
+    running_id = running_event_id(call.run_uuid)
+    payload = _payload(call, "RUNNING", running_id, start)
+    assert call.target.url is not None
+    log.info(
+        "NGS360 never saw run %s running; reporting RUNNING (%s) first",
+        call.enrichment.get("runId"),
+        running_id,
+        extra={"event_id": call.event.event_id, "stage": STAGE},
+    )
+    response, error = _post(runtime, call.target.url, payload, key)
+    if response is not None and 200 <= response.status_code < 300:
+        _record(
+            runtime,
+            call,
+            CALLBACK_DELIVERED,
+            eventId=running_id,
+            eventTime=utc_z(start),
+            status="RUNNING",
+            httpStatus=response.status_code,
+            responseBody=_body(response)[:500],
+            reason="reported RUNNING first: the server had never seen the run running",
+        )
+        return None
+    return response, error
+
+
+def _start_time_from_api(runtime: Runtime, call: Call) -> datetime | None:
+    try:
+        run = OmicsApi.of(runtime).get_run(str(call.enrichment.get("runId")))
+    except OmicsError as error:
+        if error.kind in {"wait", "quota"}:
+            raise as_retry_later(error) from error
+        return None
+    if str(run.get("uuid") or "") != call.run_uuid:
+        return None
+    start = run.get("startTime")
+    return start if isinstance(start, datetime) else None
+
+
+def _failed(
+    runtime: Runtime, call: Call, response: httpx.Response | None, error: str | None
+) -> str:
+    settings = runtime.settings
+    status = response.status_code if response is not None else None
+    body = _body(response) if response is not None else None
+    what = f"HTTP {status}" if status is not None else (error or "no response")
+    if not _retryable(response):
+        why = f"NGS360 refused the callback: {what}: {body or ''}".strip()[:4000]
+        _record(
+            runtime,
+            call,
+            CALLBACK_FAILED,
+            outcome="dead-lettered",
+            dead_letter=why,
+            final=True,
+            httpStatus=status,
+            responseBody=body,
+            reason=what,
+        )
+        return "dead-lettered"
+    with runtime.engine.connect() as connection:
+        failures_before = connection.execute(
+            select(func.count())
+            .select_from(events)
+            .where(
+                events.c.caused_by == call.event.event_id, events.c.detail_type == CALLBACK_FAILED
+            )
+        ).scalar_one()
+        _, first_failure = _history(connection, call.event.event_id)
+    now = store.utcnow()
+    waited = (now - first_failure).total_seconds() if first_failure else 0.0
+    window = settings.callback_retry_window
+    if waited >= window:
+        why = (
+            f"NGS360 did not accept the callback within CALLBACK_RETRY_WINDOW ({window:.0f} s, "
+            f"{failures_before + 1} attempts); last answer: {what}: {body or ''}"
+        ).strip()[:4000]
+        _record(
+            runtime,
+            call,
+            CALLBACK_FAILED,
+            outcome="dead-lettered",
+            dead_letter=why,
+            final=True,
+            httpStatus=status,
+            responseBody=body,
+            reason=what,
+        )
+        return "dead-lettered"
+    delay = min(settings.callback_backoff_max, RETRY_BASE * 2 ** min(int(failures_before), 20))
+    delay = max(delay * random.uniform(0.5, 1.0), _retry_after(response))
+    delay = min(delay, max(1.0, window - waited))
+    _record(
+        runtime,
+        call,
+        CALLBACK_FAILED,
+        httpStatus=status,
+        responseBody=body,
+        reason=what,
+        retryIn=round(delay, 3),
+    )
+    raise RetryLater(f"callback {call.event.event_id}: {what}", delay)
+
+
+def redeliver(runtime: Runtime, event_id: str) -> str:
+    """Send one callback again now, whatever was sent before (``omics-events redeliver``)."""
+    try:
+        return deliver_callback(runtime, event_id, force=True)
+    except RetryLater as wait:
+        return f"not delivered ({wait.reason}); the stage would retry in {wait.delay:.0f} s"
+
+
+__all__: Sequence[str] = (
+    "STAGE",
+    "ApiKey",
+    "Target",
+    "callback_endpoint",
+    "deliver_callback",
+    "redeliver",
+    "resolve_target",
+    "running_event_id",
+    "tag_problem",
+    "wake_callbacks",
+)

@@ -1,0 +1,495 @@
+"""The enrich stage: what HealthOmics knows about a run, added to its status change.
+
+For every ``Run Status Change`` (and every ``Run Status Reconciled`` the reconciler appends) the
+stage asks HealthOmics once — GetRun, whose answer carries the run's tags, so the ``WESRunId``
+costs no extra call — and, for a finished run (COMPLETED, FAILED, CANCELLED), adds CloudWatch
+console links for the run log, the engine log, the manifest stream and **every** task (all
+pages of ListRunTasks; the Lambda read the first 10), and for a COMPLETED run the outputs
+mapping read from ``outputs.json``.  The result is appended as a *Run Enriched* fact (id derived
+from the event's), the ``runs`` projection folds it, and the callback stage is owed for the same
+event — all in one transaction.
+
+What the Lambda did not survive, and this stage does:
+
+* **Quotas.**  Every HealthOmics HTTP attempt takes a slot from the account-wide limiter
+  (:mod:`workers.omics`).  Throttling, an over-quota answer or no slot in time never fail the
+  event: the stage asks to run again later (:class:`~workers.errors.RetryLater`).
+* **Reused run ids.**  Runs are keyed by ``uuid``.  If GetRun answers with another run's uuid,
+  the event's run was deleted and its id reused: that is recorded as "run gone", never mixed up.
+* **Deleted runs** (``ResourceNotFound``, e.g. ``retentionMode=REMOVE`` runs vanish after they
+  finish) and **access denied** are recorded — a *Run Enrichment Failed* fact and a dead letter
+  with the reason — not retried forever.  When an earlier enrichment of the same run already
+  knows its ``WESRunId``, the stage goes on with that (marked ``degraded``), so a finished run
+  whose metadata was removed still reaches NGS360.
+* **The outputs file** may be at ``{runOutputUri}/logs/outputs.json``, at
+  ``{outputUri}/{runId}/{uuid}/logs/outputs.json``, or elsewhere under ``{outputUri}/{runId}/``
+  named ``output.json`` (reference §3).  All three are tried, files that belong to an earlier run
+  with the same id are refused, and if none is there yet the stage retries with a growing delay
+  for ``ENRICH_OUTPUTS_WAIT`` seconds, then goes on without the mapping (saying so).  Nextflow
+  runs (GetRun ``engineVersion``) write no outputs file, so they are not waited for.
+* CWL ``{location: …}`` File objects, arrays of them, nested records and plain values (WDL
+  scalars) all map to S3 URIs or the values themselves; the Lambda stringified the latter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote
+
+from botocore.exceptions import ClientError
+
+from eventlog import store
+from eventlog.projections import (
+    RUN_ENRICHED,
+    RUN_ENRICHMENT_FAILED,
+    STATUS_EVENTS,
+    TERMINAL_STATUSES,
+    parse_time,
+)
+from eventlog.store import LogEntry, StoredEvent
+from eventlog.tables import runs
+from schemas.parsing import canonical_json
+from workers.callback import STAGE as NEXT_STAGE
+from workers.callback import wake_callbacks
+from workers.errors import PermanentError, RetryLater
+from workers.omics import OmicsApi, OmicsError, as_retry_later
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STAGE = "enrich"
+#: HealthOmics' workflow log group, when GetRun names none.
+DEFAULT_LOG_GROUP = "/aws/omics/WorkflowLog"
+#: ``*/logs/outputs.json`` or ``*/logs/output.json`` (the WDL section's name).
+OUTPUTS_NAME = re.compile(r"(^|/)logs/outputs?\.json$")
+#: Tolerance between S3's clock and HealthOmics' when telling an old outputs file from a new one.
+CLOCK_SKEW = timedelta(minutes=5)
+_UUID_SEGMENT = re.compile(r"/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/", re.I)
+
+
+# --- pure helpers -----------------------------------------------------------------------------
+
+
+def iso(value: Any) -> str | None:
+    """botocore datetimes (or ISO text) as ``…Z`` text with milliseconds; None passes through."""
+    when = value if isinstance(value, datetime) else parse_time(value)
+    if when is None:
+        return None
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def console_url(region: str, log_group: str, stream: str, partition: str = "aws") -> str:
+    """A CloudWatch console deep link to one log stream (the console escapes ``%`` as ``$25``)."""
+    domain = {
+        "aws-cn": "console.amazonaws.cn",
+        "aws-us-gov": "console.amazonaws-us-gov.com",
+    }.get(partition, "console.aws.amazon.com")
+
+    def escape(text: str) -> str:
+        return quote(text, safe="").replace("%", "$25")
+
+    return (
+        f"https://{region}.{domain}/cloudwatch/home?region={region}"
+        f"#logsV2:log-groups/log-group/{escape(log_group)}/log-events/{escape(stream)}"
+    )
+
+
+def _log_group(stream_arn: str | None) -> str | None:
+    """``arn:aws:logs:r:acct:log-group:G:log-stream:S`` -> ``G``."""
+    if not stream_arn or ":log-group:" not in stream_arn:
+        return None
+    return stream_arn.split(":log-group:", 1)[1].split(":log-stream:", 1)[0] or None
+
+
+def _stream(stream_arn: str | None) -> str | None:
+    if not stream_arn or ":log-stream:" not in stream_arn:
+        return None
+    return stream_arn.split(":log-stream:", 1)[1] or None
+
+
+def log_urls(
+    run: dict[str, Any], region: str, tasks: list[dict[str, Any]], partition: str = "aws"
+) -> dict[str, Any]:
+    """Console links for the run, engine, manifest and every task log of a finished run."""
+    run_id, run_uuid = str(run.get("id") or run.get("runId")), str(run.get("uuid"))
+    location = run.get("logLocation") or {}
+    group = _log_group(location.get("runLogStream")) or DEFAULT_LOG_GROUP
+    urls: dict[str, Any] = {
+        "run_log": console_url(
+            region, group, _stream(location.get("runLogStream")) or f"run/{run_id}", partition
+        ),
+        "manifest_log": console_url(region, group, f"manifest/run/{run_id}/{run_uuid}", partition),
+    }
+    engine_stream = _stream(location.get("engineLogStream"))
+    if engine_stream:
+        urls["engine_log"] = console_url(
+            region, _log_group(location.get("engineLogStream")) or group, engine_stream, partition
+        )
+    urls["task_logs"] = {
+        str(task["taskId"]): console_url(
+            region, group, f"run/{run_id}/task/{task['taskId']}", partition
+        )
+        for task in tasks
+        if task.get("taskId")
+    }
+    urls["task_names"] = {
+        str(task["taskId"]): str(task.get("name") or "") for task in tasks if task.get("taskId")
+    }
+    return urls
+
+
+def output_mapping(document: Any) -> dict[str, Any] | None:
+    """``outputs.json`` as ``{name: s3 uri | [uri, …] | value}``.
+
+    CWL File/Directory objects become their ``location`` (or ``path``), arrays map item by item,
+    nested records key by key, and plain values (WDL scalars, URIs) stay as they are.
+    """
+    if not isinstance(document, dict):
+        return None
+
+    def reduce(value: Any) -> Any:
+        if isinstance(value, dict):
+            for key in ("location", "path"):
+                if isinstance(value.get(key), str):
+                    return value[key]
+            return {str(k): reduce(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [reduce(item) for item in value]
+        return value
+
+    return {str(name): reduce(value) for name, value in document.items()}
+
+
+def _split_s3(uri: str) -> tuple[str, str] | None:
+    if not uri.startswith("s3://"):
+        return None
+    bucket, _, key = uri[5:].partition("/")
+    return (bucket, key) if bucket else None
+
+
+def _arn_parts(arn: str | None) -> tuple[str, str, str]:
+    """(partition, region, account) of an ARN, with safe defaults."""
+    parts = (arn or "").split(":")
+    if len(parts) >= 5 and parts[0] == "arn":
+        return parts[1] or "aws", parts[3], parts[4]
+    return "aws", "", ""
+
+
+# --- outputs.json -----------------------------------------------------------------------------
+
+
+class OutputsLookup:
+    """Finds a completed run's outputs file among the documented places (reference §3)."""
+
+    def __init__(self, s3: Any, run: dict[str, Any], run_uuid: str) -> None:
+        self.s3 = s3
+        self.run = run
+        self.run_uuid = run_uuid
+        self.created = run.get("creationTime")
+        self.denied: str | None = None
+
+    def candidates(self) -> list[str]:
+        run_id = str(self.run.get("id") or self.run.get("runId") or "")
+        found: list[str] = []
+        run_output = str(self.run.get("runOutputUri") or "").rstrip("/")
+        output = str(self.run.get("outputUri") or "").rstrip("/")
+        if run_output:
+            found.append(f"{run_output}/logs/outputs.json")
+        if output and run_id:
+            found.append(f"{output}/{run_id}/{self.run_uuid}/logs/outputs.json")
+        return found
+
+    def find(self) -> tuple[str, dict[str, Any]] | None:
+        for uri in self.candidates():
+            document = self._read(uri)
+            if document is not None:
+                return uri, document
+        output = str(self.run.get("outputUri") or "").rstrip("/")
+        run_id = str(self.run.get("id") or self.run.get("runId") or "")
+        if output and run_id:
+            for uri in self._listed(f"{output}/{run_id}/"):
+                document = self._read(uri)
+                if document is not None:
+                    return uri, document
+        return None
+
+    def _listed(self, prefix_uri: str) -> list[str]:
+        """``*/logs/output(s).json`` under the prefix that may belong to this run."""
+        split = _split_s3(prefix_uri)
+        if split is None:
+            return []
+        bucket, prefix = split
+        keys: list[str] = []
+        try:
+            for page in self.s3.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=prefix
+            ):
+                for item in page.get("Contents", []):
+                    key = item["Key"]
+                    if not OUTPUTS_NAME.search(key):
+                        continue
+                    other_uuid = _UUID_SEGMENT.search("/" + key)
+                    if other_uuid and self.run_uuid.lower() not in key.lower():
+                        continue  # another run's folder: run ids are reused
+                    keys.append(key)
+        except ClientError as error:
+            if not self._missing_or_denied(error):
+                raise
+        keys.sort(key=lambda k: (self.run_uuid.lower() not in k.lower(), k))
+        return [f"s3://{bucket}/{key}" for key in keys]
+
+    def _read(self, uri: str) -> dict[str, Any] | None:
+        split = _split_s3(uri)
+        if split is None:
+            return None
+        bucket, key = split
+        try:
+            response = self.s3.get_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if self._missing_or_denied(error):
+                return None
+            raise
+        modified = response.get("LastModified")
+        if (
+            isinstance(self.created, datetime)
+            and isinstance(modified, datetime)
+            and modified < self.created - CLOCK_SKEW
+        ):
+            return None  # written before this run existed: an earlier run with the same id
+        try:
+            document = json.loads(response["Body"].read())
+        except (ValueError, UnicodeDecodeError):
+            log.warning("%s is not JSON; ignored", uri)
+            return None
+        return document if isinstance(document, dict) else None
+
+    def _missing_or_denied(self, error: ClientError) -> bool:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in {"NoSuchKey", "NoSuchBucket", "404", "NotFound"}:
+            return True
+        if code in {"AccessDenied", "403", "AllAccessDisabled"}:
+            self.denied = f"outputs not readable: {code}"
+            return True
+        return False
+
+
+# --- the stage --------------------------------------------------------------------------------
+
+
+def _known_run(runtime: Runtime, run_uuid: str) -> Any:
+    with runtime.engine.connect() as connection:
+        return connection.execute(runs.select().where(runs.c.run_uuid == run_uuid)).one_or_none()
+
+
+def enrich_run(runtime: Runtime, event_id: str) -> str:
+    with runtime.engine.connect() as connection:
+        event = store.get(connection, event_id)
+        if event is None:
+            raise PermanentError(f"event {event_id} is not in the log")
+        if store.is_done(connection, event_id, STAGE):
+            return "already-enriched"
+    if event.detail_type not in STATUS_EVENTS:
+        raise PermanentError(f"{event.detail_type} is not a run status change")
+    detail = event.payload.get("detail") or {}
+    status = str(detail.get("status") or event.status or "").upper()
+    run_uuid = str(detail.get("uuid") or event.resource_id or "")
+    run_id = str(detail.get("runId") or "")
+    if not run_uuid or not run_id:
+        raise PermanentError("run status change without runId or uuid")
+
+    base = _base_enrichment(event, detail, status, run_uuid, run_id)
+    if status == "DELETED":
+        # the run is gone by definition: nothing to ask, and NGS360 does not take DELETED
+        return _finish(runtime, event, _from_projection(runtime, base, "the run was deleted"))
+
+    api = OmicsApi.of(runtime)
+    try:
+        run = api.get_run(run_id)
+    except OmicsError as error:
+        return _api_failure(runtime, event, base, error)
+    if str(run.get("uuid") or "") != run_uuid:
+        error = OmicsError(
+            "GetRun",
+            "ResourceNotFoundException",
+            f"run id {run_id} now belongs to run {run.get('uuid')}: this event's run "
+            f"{run_uuid} was deleted and its id reused",
+            "gone",
+        )
+        return _api_failure(runtime, event, base, error)
+
+    enrichment = _from_run(base, run, detail, status)
+    if status == "COMPLETED":
+        lookup = OutputsLookup(runtime.aws.s3, run, run_uuid)
+        found = lookup.find()
+        if found is not None:
+            enrichment["outputsUri"], document = found
+            enrichment["outputMapping"] = output_mapping(document)
+        else:
+            note = lookup.denied or _wait_for_outputs(runtime, event, run)
+            enrichment["outputsNote"] = note
+    if status in TERMINAL_STATUSES:
+        try:
+            tasks = api.list_run_tasks(run_id)
+        except OmicsError as error:
+            if error.kind in {"wait", "quota"}:
+                raise as_retry_later(error) from error
+            if error.kind == "error":
+                raise
+            tasks = []
+            enrichment["degraded"] = f"tasks not listed: {error}"
+        partition, region, _ = _arn_parts(str(run.get("arn") or event.resource_arn))
+        enrichment["logUrls"] = log_urls(
+            run, region or runtime.settings.aws_region, tasks, partition
+        )
+        enrichment["taskCount"] = len(tasks)
+    return _finish(runtime, event, enrichment)
+
+
+def _wait_for_outputs(runtime: Runtime, event: StoredEvent, run: dict[str, Any]) -> str:
+    """Raise :class:`RetryLater` while the outputs file may still come; else say why not."""
+    if run.get("engineVersion") or str(run.get("engine") or "").upper() == "NEXTFLOW":
+        return "Nextflow runs write no outputs.json"
+    waited = (store.utcnow() - event.received_at).total_seconds()
+    budget = runtime.settings.enrich_outputs_wait
+    if waited < budget:
+        delay = min(60.0, max(2.0, waited / 2), budget - waited + 0.5)
+        raise RetryLater(f"outputs.json of run {run.get('id')} not there yet", delay)
+    return f"no outputs.json found within {budget:.0f} s"
+
+
+def _base_enrichment(
+    event: StoredEvent, detail: dict[str, Any], status: str, run_uuid: str, run_id: str
+) -> dict[str, Any]:
+    return {
+        "uuid": run_uuid,
+        "runId": run_id,
+        "arn": detail.get("arn") or event.resource_arn,
+        "status": status,
+        "eventTime": iso(event.event_time),
+        "causeEventId": event.event_id,
+        "causeDetailType": event.detail_type,
+        "fromApi": False,
+        "runName": detail.get("runName"),
+        "workflowId": detail.get("workflowId"),
+        "workflowName": detail.get("workflowName"),
+        "runOutputUri": detail.get("runOutputUri"),
+        "statusMessage": detail.get("statusMessage"),
+        "failureReason": detail.get("failureReason"),
+    }
+
+
+def _from_run(
+    base: dict[str, Any], run: dict[str, Any], detail: dict[str, Any], status: str
+) -> dict[str, Any]:
+    tags = {str(k): str(v) for k, v in (run.get("tags") or {}).items()}
+    same_state = str(run.get("status") or "").upper() == status
+    start, stop = run.get("startTime"), run.get("stopTime")
+    terminal = status in TERMINAL_STATUSES
+    duration = None
+    if terminal and isinstance(start, datetime) and isinstance(stop, datetime):
+        duration = round((stop - start).total_seconds(), 3)
+    enrichment = dict(base)
+    enrichment.update(
+        fromApi=True,
+        apiStatus=run.get("status"),
+        wesRunId=tags.get("WESRunId"),
+        callbackUrl=tags.get("callback_url"),
+        tags=tags,
+        runName=run.get("name") or base["runName"],
+        workflowId=run.get("workflowId") or base["workflowId"],
+        workflowName=base["workflowName"],
+        workflowType=run.get("workflowType"),
+        workflowVersionName=run.get("workflowVersionName"),
+        runGroupId=run.get("runGroupId"),
+        outputUri=run.get("outputUri"),
+        runOutputUri=run.get("runOutputUri") or base["runOutputUri"],
+        creationTime=iso(run.get("creationTime")),
+        startTime=iso(start),
+        stopTime=iso(stop) if terminal else None,
+        durationSeconds=duration,
+        # GetRun describes the run *now*; its message belongs to this event only if the run is
+        # still in the event's status (a RUNNING event enriched after the run failed must not
+        # carry the failure)
+        statusMessage=detail.get("statusMessage")
+        or (run.get("statusMessage") if same_state else None),
+        failureReason=detail.get("failureReason")
+        or (run.get("failureReason") if same_state else None),
+    )
+    return enrichment
+
+
+def _from_projection(runtime: Runtime, base: dict[str, Any], why: str) -> dict[str, Any]:
+    """What earlier enrichments of the run know, for when HealthOmics cannot be asked."""
+    enrichment = dict(base, degraded=why)
+    row = _known_run(runtime, base["uuid"])
+    if row is not None:
+        tags = row.tags if isinstance(row.tags, dict) else {}
+        enrichment.update(
+            wesRunId=row.wes_run_id,
+            callbackUrl=tags.get("callback_url"),
+            tags=tags,
+            runName=base["runName"] or row.run_name,
+            runGroupId=row.run_group_id,
+            creationTime=iso(row.creation_time),
+            startTime=iso(row.start_time),
+            stopTime=iso(row.stop_time),
+        )
+        if base["status"] == row.status:
+            enrichment.update(logUrls=row.log_urls, outputMapping=row.output_mapping)
+    return enrichment
+
+
+def _api_failure(
+    runtime: Runtime, event: StoredEvent, base: dict[str, Any], error: OmicsError
+) -> str:
+    if error.kind in {"wait", "quota"}:
+        raise as_retry_later(error) from error
+    if error.kind == "error":
+        raise error  # transient as far as we know: Celery retries, then dead-letters
+    known = _known_run(runtime, base["uuid"])
+    if error.kind == "gone" and known is not None and known.wes_run_id:
+        log.warning(
+            "run %s is gone (%s); enriching from what was known before",
+            base["runId"],
+            error.code,
+            extra={"event_id": event.event_id, "stage": STAGE},
+        )
+        return _finish(runtime, event, _from_projection(runtime, base, str(error)))
+    reason = f"GetRun of run {base['runId']} ({base['uuid']}): {error.code}: {error.message}"
+    failure = dict(base, errorCode=error.code, reason=reason[:2000])
+    with runtime.engine.begin() as connection:
+        store.append(
+            connection,
+            LogEntry.pipeline(event, RUN_ENRICHMENT_FAILED, failure, status=base["status"]),
+        )
+        store.dead_letter(
+            connection,
+            kind="stage",
+            stage=STAGE,
+            event_id=event.event_id,
+            detail_type=event.detail_type,
+            reason=reason[:2000],
+            raw=canonical_json(event.payload),
+        )
+        store.complete(connection, event.event_id, STAGE, "dead-lettered")
+        woken = wake_callbacks(connection, base["uuid"])
+    runtime.publish(woken)
+    log.warning("%s", reason, extra={"event_id": event.event_id, "stage": STAGE})
+    return "dead-lettered"
+
+
+def _finish(runtime: Runtime, event: StoredEvent, enrichment: dict[str, Any]) -> str:
+    with runtime.engine.begin() as connection:
+        store.append(
+            connection,
+            LogEntry.pipeline(event, RUN_ENRICHED, enrichment, status=enrichment["status"]),
+        )
+        store.schedule(connection, event.event_id, NEXT_STAGE)
+        store.complete(connection, event.event_id, STAGE, "enriched")
+        woken = wake_callbacks(connection, enrichment["uuid"])
+    runtime.publish([event.event_id, *woken])
+    return "enriched"

@@ -1,0 +1,740 @@
+"""The metrics pool: CloudWatch metrics derived from the event log, batched, never in the way.
+
+Why from the log: every metric is a function of a fact in ``events`` (or a row of
+``dead_letters``), so a count in CloudWatch can be checked against a count in the log, a lost
+worker loses nothing, and a metric can be added later and computed for the past.  The pool
+follows the log with a cursor (:mod:`eventlog.cursors`): every ``METRICS_FLUSH_INTERVAL``
+seconds it reads what was appended since, turns it into datapoints (:func:`datums_for_event`,
+:func:`datums_for_dead_letter`), aggregates them per metric, dimensions and minute into
+``StatisticValues`` (one metric datum can stand for thousands of events), sends them with
+``PutMetricData`` in calls of at most ``METRICS_BATCH_SIZE`` (CloudWatch's limit is 1000), and
+only then moves the cursor.  At shutdown it flushes once more.
+
+Why it can never delay the pipeline: it owes no outbox work and no other stage waits for it.
+While CloudWatch is unreachable the cursor simply stays where it is and the same batch is tried
+again every interval (botocore retries inside each attempt); nothing else notices.  A batch that
+keeps failing for ``METRICS_DROP_AFTER`` seconds is dropped — the cursor moves past it, the drop
+is counted in ``log_cursors.dropped`` and logged as a warning — so a long outage cannot grow an
+unbounded backlog either.
+
+Where it runs: in every worker that consumes queue ``metrics`` (``omics-events worker --pool
+metrics``, or the embedded default), as a worker bootstep (:class:`MetricsPoolStep`).  Several
+metrics workers may run; a lease on the cursor lets exactly one of them follow the log at a
+time.  The same loop runs the alerts follower (:mod:`workers.alerts`), with its own cursor, so a
+CloudWatch outage does not hold up alerts and an SNS outage does not hold up metrics.
+
+``docs/metrics.md`` is the catalogue (:data:`CATALOGUE`); a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from celery import Celery, bootsteps
+from sqlalchemy import Connection, func, select
+
+from eventlog import cursors
+from eventlog import import_projections as imports
+from eventlog.store import StoredEvent, as_utc, utcnow
+from eventlog.tables import dead_letters, events
+from workers.aws import client_config
+from workers.runtime import Runtime, runtime_of
+
+log = logging.getLogger(__name__)
+
+QUEUE = "metrics"
+CURSOR = "cloudwatch"
+#: How long a follower's lease lasts without renewal (renewed every pass).
+LEASE = timedelta(seconds=120)
+#: Events and dead letters read per pass at most (a backlog takes several passes).
+READ_LIMIT = 5000
+#: Longest a stopping worker waits for the metrics thread, and then for the final flush.
+SHUTDOWN_WAIT = 10.0
+#: CloudWatch refuses datapoints older than two weeks.
+MAX_AGE = timedelta(days=14) - timedelta(hours=1)
+
+RUN_TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
+EVENT_ARCHIVED = "Event Archived"
+CALLBACK_DELIVERED = "Callback Delivered"
+CALLBACK_FAILED = "Callback Failed"
+
+
+# --- the catalogue ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One metric: its name, unit, dimension names, and when a datapoint is emitted."""
+
+    name: str
+    unit: str
+    dimensions: tuple[str, ...]
+    when: str
+
+
+CATALOGUE: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "EventsReceived",
+        "Count",
+        ("DetailType",),
+        "an event from HealthOmics or S3 is appended to the log (a duplicate delivery is not)",
+    ),
+    MetricSpec(
+        "EventsRejected",
+        "Count",
+        (),
+        "an event is refused at intake (malformed, source or account not allowed): a dead "
+        "letter of kind `rejected`",
+    ),
+    MetricSpec(
+        "RunStatusChanges",
+        "Count",
+        ("Status",),
+        "a `Run Status Change` is appended",
+    ),
+    MetricSpec(
+        "RunDuration",
+        "Seconds",
+        ("Status",),
+        "a `Run Status Change` to COMPLETED, FAILED, CANCELLED or DELETED is appended: its time "
+        "minus the time of the run's first status event in the log",
+    ),
+    MetricSpec(
+        "TaskStatusChanges",
+        "Count",
+        ("Status",),
+        "a `Task Status Change` is appended",
+    ),
+    MetricSpec(
+        "ImportJobsSucceeded",
+        "Count",
+        (),
+        "a `Read Set Import Job Status Change` to COMPLETED is appended (any job, ours or not)",
+    ),
+    MetricSpec(
+        "ImportJobsFailed",
+        "Count",
+        (),
+        "a `Read Set Import Job Status Change` to FAILED or COMPLETED_WITH_FAILURES is appended",
+    ),
+    MetricSpec(
+        "ImportJobsStarted",
+        "Count",
+        (),
+        "the imports pool started an import job (`Import Job Started`), first attempts and "
+        "retries alike",
+    ),
+    MetricSpec(
+        "ImportRetries",
+        "Count",
+        (),
+        "the imports pool started a retry job: one datapoint per source it re-submits "
+        "(`Import Job Started` with attempt > 1)",
+    ),
+    MetricSpec(
+        "ImportsExhausted",
+        "Count",
+        ("Reason",),
+        "sources are given up (`Import Sources Failed`), one per source; Reason `permanent` "
+        "(access, missing file, format, validation) or `exhausted` (attempts used up)",
+    ),
+    MetricSpec(
+        "ImportFilesRejected",
+        "Count",
+        (),
+        "a file under a watched prefix will not be imported (`Import File Rejected`: junk "
+        "name, no ids, no reference for an aligned file)",
+    ),
+    MetricSpec(
+        "CallbacksDelivered",
+        "Count",
+        (),
+        "a callback was accepted by NGS360 (`Callback Delivered`)",
+    ),
+    MetricSpec(
+        "CallbacksFailed",
+        "Count",
+        (),
+        "a callback attempt failed (`Callback Failed`, retried or final)",
+    ),
+    MetricSpec(
+        "DeadLetters",
+        "Count",
+        ("Kind",),
+        "a dead letter is written; Kind `rejected`, `stage`, `import`, `security`, …",
+    ),
+    MetricSpec(
+        "PipelineLatency",
+        "Seconds",
+        ("Stage",),
+        "an event reaches a final stage: `Event Archived` (Stage `archive`) or `Callback "
+        "Delivered` (Stage `callback`); the time the fact was logged minus the event's own time",
+    ),
+)
+METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
+
+
+@dataclass(frozen=True)
+class Datum:
+    """One observation of one metric."""
+
+    name: str
+    value: float
+    timestamp: datetime
+    dimensions: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def unit(self) -> str:
+        return METRICS[self.name].unit
+
+
+def _datum(name: str, value: float, when: datetime, **dimensions: str) -> Datum:
+    spec = METRICS[name]
+    dims = tuple((key, str(dimensions[key])[:255]) for key in spec.dimensions)
+    return Datum(name, float(value), as_utc(when), dims)
+
+
+def _detail(event: StoredEvent) -> dict[str, Any]:
+    detail = event.payload.get("detail") if isinstance(event.payload, dict) else None
+    return detail if isinstance(detail, dict) else {}
+
+
+def datums_for_event(
+    event: StoredEvent,
+    *,
+    cause_time: datetime | None = None,
+    run_started: datetime | None = None,
+) -> list[Datum]:
+    """The datapoints one logged event stands for (the catalogue's "when" column).
+
+    ``cause_time`` is the event time of what a pipeline fact was caused by (for latency);
+    ``run_started`` the time of a run's first status event (for its duration).
+    """
+    when = event.received_at
+    out: list[Datum] = []
+    status = (event.status or "").upper()
+    if event.origin == "aws":
+        out.append(_datum("EventsReceived", 1, when, DetailType=event.detail_type))
+        if event.source == "aws.omics":
+            if event.detail_type == "Run Status Change" and status:
+                out.append(_datum("RunStatusChanges", 1, when, Status=status))
+                if status in RUN_TERMINAL and run_started is not None:
+                    seconds = (as_utc(event.event_time) - as_utc(run_started)).total_seconds()
+                    out.append(_datum("RunDuration", max(0.0, seconds), when, Status=status))
+            elif event.detail_type == "Task Status Change" and status:
+                out.append(_datum("TaskStatusChanges", 1, when, Status=status))
+            elif event.detail_type == imports.IMPORT_JOB_STATUS_CHANGE:
+                if status == "COMPLETED":
+                    out.append(_datum("ImportJobsSucceeded", 1, when))
+                elif status in {"FAILED", "COMPLETED_WITH_FAILURES"}:
+                    out.append(_datum("ImportJobsFailed", 1, when))
+        return out
+    detail = _detail(event)
+    if event.detail_type == EVENT_ARCHIVED and cause_time is not None:
+        latency = (as_utc(when) - as_utc(cause_time)).total_seconds()
+        out.append(_datum("PipelineLatency", max(0.0, latency), when, Stage="archive"))
+    elif event.detail_type == CALLBACK_DELIVERED:
+        out.append(_datum("CallbacksDelivered", 1, when))
+        if cause_time is not None:
+            latency = (as_utc(when) - as_utc(cause_time)).total_seconds()
+            out.append(_datum("PipelineLatency", max(0.0, latency), when, Stage="callback"))
+    elif event.detail_type == CALLBACK_FAILED:
+        out.append(_datum("CallbacksFailed", 1, when))
+    elif event.detail_type == imports.JOB_STARTED:
+        out.append(_datum("ImportJobsStarted", 1, when))
+        if int(detail.get("attempt") or 1) > 1:
+            sources = len(detail.get("sourceKeys") or [])
+            if sources:
+                out.append(_datum("ImportRetries", sources, when))
+    elif event.detail_type == imports.SOURCES_FAILED:
+        reasons: dict[str, int] = {}
+        for item in detail.get("sources") or []:
+            if isinstance(item, dict):
+                reason = "permanent" if item.get("classification") == "permanent" else "exhausted"
+                reasons[reason] = reasons.get(reason, 0) + 1
+        for reason, count in sorted(reasons.items()):
+            out.append(_datum("ImportsExhausted", count, when, Reason=reason))
+    elif event.detail_type == imports.FILE_REJECTED:
+        out.append(_datum("ImportFilesRejected", 1, when))
+    return out
+
+
+def datums_for_dead_letter(kind: str, created_at: datetime) -> list[Datum]:
+    out = [_datum("DeadLetters", 1, created_at, Kind=kind)]
+    if kind == "rejected":
+        out.append(_datum("EventsRejected", 1, created_at))
+    return out
+
+
+@dataclass
+class _Stats:
+    samples: float = 0.0
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = float("-inf")
+
+
+class Aggregator:
+    """Datapoints summed per (metric, dimensions, minute) into CloudWatch ``StatisticValues``.
+
+    A counter of 1,000 events becomes one datum with ``SampleCount=1000, Sum=1000``; a duration
+    keeps its sum, minimum and maximum.  ``Sum`` and ``SampleCount`` in CloudWatch are then
+    exactly what the individual datapoints would have given.
+    """
+
+    def __init__(self) -> None:
+        self._stats: dict[tuple[str, tuple[tuple[str, str], ...], datetime], _Stats] = {}
+        self.samples = 0
+
+    def add(self, datum: Datum) -> None:
+        minute = datum.timestamp.replace(second=0, microsecond=0)
+        stats = self._stats.setdefault((datum.name, datum.dimensions, minute), _Stats())
+        if METRICS[datum.name].unit == "Count":
+            # a count of n is n samples of 1 (SampleCount = Sum = n)
+            stats.samples += datum.value
+            stats.total += datum.value
+            stats.low = min(stats.low, 1.0)
+            stats.high = max(stats.high, 1.0)
+        else:
+            stats.samples += 1
+            stats.total += datum.value
+            stats.low = min(stats.low, datum.value)
+            stats.high = max(stats.high, datum.value)
+        self.samples += 1
+
+    def metric_data(self) -> list[dict[str, Any]]:
+        data = []
+        for (name, dims, minute), stats in sorted(self._stats.items(), key=_order):
+            data.append(
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": k, "Value": v} for k, v in dims],
+                    "Timestamp": minute,
+                    "StatisticValues": {
+                        "SampleCount": stats.samples,
+                        "Sum": stats.total,
+                        "Minimum": stats.low,
+                        "Maximum": stats.high,
+                    },
+                    "Unit": METRICS[name].unit,
+                }
+            )
+        return data
+
+
+def _order(item: tuple[tuple[str, tuple[tuple[str, str], ...], datetime], _Stats]) -> Any:
+    (name, dims, minute), _ = item
+    return (minute, name, dims)
+
+
+# --- reading the log --------------------------------------------------------------------------
+
+
+def _stored(row: Any) -> StoredEvent:
+    data = row._mapping
+    return StoredEvent(
+        seq=data["seq"],
+        event_id=data["event_id"],
+        origin=data["origin"],
+        source=data["source"],
+        detail_type=data["detail_type"],
+        resource_arn=data["resource_arn"],
+        resource_id=data["resource_id"],
+        status=data["status"],
+        event_time=as_utc(data["event_time"]),
+        received_at=as_utc(data["received_at"]),
+        caused_by=data["caused_by"],
+        payload=data["payload"],
+    )
+
+
+def _chunks(items: Sequence[str], size: int = 500) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _cause_times(connection: Connection, event_ids: set[str]) -> dict[str, datetime]:
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(sorted(event_ids)):
+        for event_id, when in connection.execute(
+            select(events.c.event_id, events.c.event_time).where(events.c.event_id.in_(chunk))
+        ):
+            found[event_id] = as_utc(when)
+    return found
+
+
+def _run_starts(connection: Connection, run_keys: set[str]) -> dict[str, datetime]:
+    found: dict[str, datetime] = {}
+    for chunk in _chunks(sorted(run_keys)):
+        for key, first in connection.execute(
+            select(events.c.resource_id, func.min(events.c.event_time))
+            .where(
+                events.c.origin == "aws",
+                events.c.detail_type == "Run Status Change",
+                events.c.resource_id.in_(chunk),
+            )
+            .group_by(events.c.resource_id)
+        ):
+            found[key] = as_utc(first)
+    return found
+
+
+@dataclass
+class Batch:
+    """What one pass read, as metric data, and how far it reaches."""
+
+    from_seq: int
+    to_seq: int
+    from_dead_letter: int
+    to_dead_letter: int
+    data: list[dict[str, Any]]
+    samples: int
+    full: bool
+    sent_chunks: int = 0
+    first_failure: float | None = None
+    attempts: int = 0
+
+
+def read_batch(connection: Connection, cursor: cursors.Cursor, *, limit: int = READ_LIMIT) -> Batch:
+    """The log after ``cursor``, turned into aggregated metric data."""
+    rows = connection.execute(
+        select(events).where(events.c.seq > cursor.last_seq).order_by(events.c.seq).limit(limit)
+    ).all()
+    stored = [_stored(row) for row in rows]
+    letters = connection.execute(
+        select(dead_letters.c.id, dead_letters.c.kind, dead_letters.c.created_at)
+        .where(dead_letters.c.id > cursor.last_dead_letter_id)
+        .order_by(dead_letters.c.id)
+        .limit(limit)
+    ).all()
+    causes = _cause_times(
+        connection,
+        {
+            e.caused_by
+            for e in stored
+            if e.caused_by and e.detail_type in {EVENT_ARCHIVED, CALLBACK_DELIVERED}
+        },
+    )
+    starts = _run_starts(
+        connection,
+        {
+            e.resource_id
+            for e in stored
+            if e.resource_id
+            and e.origin == "aws"
+            and e.detail_type == "Run Status Change"
+            and (e.status or "").upper() in RUN_TERMINAL
+        },
+    )
+    aggregator = Aggregator()
+    oldest = utcnow() - MAX_AGE
+    for event in stored:
+        for datum in datums_for_event(
+            event,
+            cause_time=causes.get(event.caused_by or ""),
+            run_started=starts.get(event.resource_id or ""),
+        ):
+            if datum.timestamp >= oldest:
+                aggregator.add(datum)
+    for letter in letters:
+        for datum in datums_for_dead_letter(letter.kind, as_utc(letter.created_at)):
+            if datum.timestamp >= oldest:
+                aggregator.add(datum)
+    return Batch(
+        from_seq=cursor.last_seq,
+        to_seq=stored[-1].seq if stored else cursor.last_seq,
+        from_dead_letter=cursor.last_dead_letter_id,
+        to_dead_letter=int(letters[-1].id) if letters else cursor.last_dead_letter_id,
+        data=aggregator.metric_data(),
+        samples=aggregator.samples,
+        full=len(rows) >= limit or len(letters) >= limit,
+    )
+
+
+# --- the emitter ------------------------------------------------------------------------------
+
+
+def follower_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class EmitterStats:
+    """What this process sent (the durable totals are in ``log_cursors``)."""
+
+    calls: int = 0
+    metric_data: int = 0
+    samples: int = 0
+    failures: int = 0
+    dropped: int = 0
+    last_error: str | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class MetricsEmitter:
+    """Follows the log into CloudWatch; :meth:`run_once` is one pass."""
+
+    def __init__(self, runtime: Runtime, *, owner: str | None = None) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.owner = owner or follower_id()
+        self.stats = EmitterStats()
+        self._batch: Batch | None = None
+        self._client: Any = None
+        self._failing = False
+        #: The last pass sent a full batch: more may be waiting right now.
+        self.backlog = False
+
+    @property
+    def client(self) -> Any:
+        """A CloudWatch client with short timeouts: a pass must not hang on a dead endpoint."""
+        if self._client is None:
+            session = boto3.session.Session(region_name=self.settings.aws_region)
+            self._client = session.client(
+                "cloudwatch",
+                config=client_config(
+                    self.settings,
+                    "cloudwatch",
+                    connect_timeout=2,
+                    read_timeout=10,
+                    retries={"mode": self.settings.aws_retry_mode, "max_attempts": 3},
+                ),
+            )
+        return self._client
+
+    def run_once(self) -> int:
+        """One pass: read what is new, send it, move the cursor; returns samples sent.
+
+        Never raises for CloudWatch trouble (the batch is kept and tried again next pass, or
+        dropped after ``METRICS_DROP_AFTER``); database trouble propagates to the loop, which
+        logs it and tries again next interval.
+        """
+        self.backlog = False
+        if not self.settings.metrics_enabled:
+            return 0
+        with self.runtime.engine.begin() as connection:
+            cursor = cursors.lease(connection, CURSOR, self.owner, LEASE)
+            if cursor is None:
+                self._batch = None  # someone else follows; anything we read is theirs to send
+                return 0
+            batch = self._batch
+            if batch is None or batch.from_seq != cursor.last_seq:
+                batch = self._batch = read_batch(connection, cursor)
+        if batch.to_seq == batch.from_seq and batch.to_dead_letter == batch.from_dead_letter:
+            self._batch = None
+            return 0
+        try:
+            self._send(batch)
+        except (ClientError, BotoCoreError) as error:
+            return self._failed(batch, error)
+        with self.runtime.engine.begin() as connection:
+            cursors.advance(
+                connection,
+                CURSOR,
+                self.owner,
+                last_seq=batch.to_seq,
+                last_dead_letter_id=batch.to_dead_letter,
+                emitted=batch.samples,
+            )
+        self._batch = None
+        self.backlog = batch.full
+        if self._failing:
+            log.warning("CloudWatch reachable again: metrics resumed")
+            self._failing = False
+        with self.stats.lock:
+            self.stats.samples += batch.samples
+        return batch.samples
+
+    def _send(self, batch: Batch) -> None:
+        size = self.settings.metrics_batch_size
+        chunks = [batch.data[i : i + size] for i in range(0, len(batch.data), size)]
+        while batch.sent_chunks < len(chunks):
+            chunk = chunks[batch.sent_chunks]
+            self.client.put_metric_data(Namespace=self.settings.metrics_namespace, MetricData=chunk)
+            batch.sent_chunks += 1  # a chunk sent is never sent again, even if a later one fails
+            with self.stats.lock:
+                self.stats.calls += 1
+                self.stats.metric_data += len(chunk)
+
+    def _failed(self, batch: Batch, error: Exception) -> int:
+        now = time.monotonic()
+        batch.attempts += 1
+        if batch.first_failure is None:
+            batch.first_failure = now
+        with self.stats.lock:
+            self.stats.failures += 1
+            self.stats.last_error = f"{type(error).__name__}: {error}"
+        if not self._failing:
+            log.warning(
+                "PutMetricData failed (%s); the batch is kept and retried every %.0f s for %.0f s",
+                error,
+                self.settings.metrics_flush_interval,
+                self.settings.metrics_drop_after,
+            )
+            self._failing = True
+        if now - batch.first_failure < self.settings.metrics_drop_after:
+            return 0
+        unsent = sum(
+            int(d["StatisticValues"]["SampleCount"])
+            for d in batch.data[batch.sent_chunks * self.settings.metrics_batch_size :]
+        )
+        with self.runtime.engine.begin() as connection:
+            cursors.advance(
+                connection,
+                CURSOR,
+                self.owner,
+                last_seq=batch.to_seq,
+                last_dead_letter_id=batch.to_dead_letter,
+                dropped=unsent,
+            )
+        with self.stats.lock:
+            self.stats.dropped += unsent
+        log.warning(
+            "dropped %d metric samples (log seq %d-%d) after %d attempts over %.0f s: %s",
+            unsent,
+            batch.from_seq + 1,
+            batch.to_seq,
+            batch.attempts,
+            now - batch.first_failure,
+            error,
+        )
+        self._batch = None
+        return 0
+
+    def close(self) -> None:
+        with self.runtime.engine.begin() as connection:
+            cursors.release(connection, CURSOR, self.owner)
+
+
+# --- the loop and the worker bootstep -----------------------------------------------------------
+
+
+class ObserverLoop:
+    """Runs the followers (metrics, alerts) every ``METRICS_FLUSH_INTERVAL`` in a thread."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        from workers.alerts import AlertsFollower
+
+        self.runtime = runtime
+        self.interval = runtime.settings.metrics_flush_interval
+        self.emitter = MetricsEmitter(runtime)
+        self.alerts = AlertsFollower(runtime)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._passes = threading.Lock()  # one pass at a time: the loop's or the last flush
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="metrics-pool", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.tick()
+
+    def tick(self) -> None:
+        """One pass of every follower; a backlog is drained a batch at a time."""
+        if not self._passes.acquire(timeout=SHUTDOWN_WAIT):
+            return  # a pass is stuck on a dead endpoint; its batch is kept for the next one
+        try:
+            for name, step in (("metrics", self._metrics), ("alerts", self.alerts.run_once)):
+                try:
+                    step()
+                except Exception:  # the database may be down: next interval
+                    log.exception("%s follower pass failed", name)
+        finally:
+            self._passes.release()
+
+    def _metrics(self) -> None:
+        for _ in range(20):  # a backlog: up to 20 full batches in one go, then the alerts' turn
+            self.emitter.run_once()
+            if not self.emitter.backlog or self._stop.is_set():
+                return
+
+    def stop(self) -> None:
+        """Stop the thread and flush once more, within ``SHUTDOWN_WAIT`` seconds each, so a
+        dead CloudWatch endpoint cannot hold up a worker's warm shutdown; what is not sent
+        stays behind the cursor for the next metrics worker."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=SHUTDOWN_WAIT)
+            self._thread = None
+        last = threading.Thread(target=self.flush, name="metrics-final-flush", daemon=True)
+        last.start()
+        last.join(timeout=SHUTDOWN_WAIT)
+        if last.is_alive():
+            log.warning(
+                "the final metrics flush did not finish within %.0f s; the next metrics worker "
+                "sends what is left",
+                SHUTDOWN_WAIT,
+            )
+
+    def flush(self) -> None:
+        """One last pass of every follower, then give their leases up."""
+        self.tick()
+        for follower in (self.emitter, self.alerts):
+            try:
+                follower.close()
+            except Exception:
+                log.debug("could not release the %s cursor lease", type(follower).__name__)
+
+
+class MetricsPoolStep(bootsteps.StartStopStep):
+    """Starts the :class:`ObserverLoop` in a worker that consumes queue ``metrics``."""
+
+    label = "metrics-pool"
+    requires = ("celery.worker.components:Pool",)
+
+    def __init__(self, parent: Any, **kwargs: Any) -> None:
+        super().__init__(parent, **kwargs)
+        consumed = parent.app.amqp.queues.consume_from
+        self.enabled = not consumed or QUEUE in consumed
+
+    def create(self, parent: Any) -> ObserverLoop:
+        return ObserverLoop(runtime_of(parent.app))
+
+
+def install(app: Celery) -> None:
+    """Make every worker of ``app`` that consumes queue ``metrics`` run the metrics pool."""
+    app.steps["worker"].add(MetricsPoolStep)
+
+
+def metrics_status(connection: Connection) -> dict[str, Any]:
+    """Where the metrics and alerts followers are, for ``omics-events`` and the demo."""
+    newest = connection.execute(select(func.max(events.c.seq))).scalar_one_or_none() or 0
+    status: dict[str, Any] = {"log_seq": int(newest)}
+    for name in (CURSOR, "alerts"):
+        cursor = cursors.read(connection, name)
+        status[name] = (
+            {
+                "last_seq": cursor.last_seq,
+                "emitted": cursor.emitted,
+                "dropped": cursor.dropped,
+                "owner": cursor.owner,
+            }
+            if cursor
+            else None
+        )
+    return status
+
+
+def catalogue_table() -> str:
+    """The Markdown table of ``docs/metrics.md``, generated from :data:`CATALOGUE`."""
+    rows = ["| metric | unit | dimensions | emitted when |", "|---|---|---|---|"]
+    for spec in CATALOGUE:
+        dims = ", ".join(f"`{d}`" for d in spec.dimensions) or "(none)"
+        rows.append(f"| `{spec.name}` | {spec.unit} | {dims} | {spec.when} |")
+    return "\n".join(rows)

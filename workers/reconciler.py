@@ -1,0 +1,221 @@
+"""The reconciler: runs whose events never came, brought to the status HealthOmics reports.
+
+HealthOmics events are best effort (reference §0.4, §5): in rare cases a transition is never
+sent, and a run the log holds as RUNNING may have finished hours ago.  Each round, for runs the
+``runs`` projection holds as not finished and that have had no news for ``RECONCILE_AFTER``
+seconds (and were not checked within that time), the reconciler asks GetRun — through the same
+account-wide rate limiter as the enrich pool — and when HealthOmics reports a later status it
+appends a *Run Status Reconciled* fact:
+
+* its id derives from the run ``uuid`` and the status, so two reconcilers, or one run twice,
+  append it once;
+* its payload is shaped like a *Run Status Change* (same ``detail`` fields), so the ``runs``
+  fold, the enrich stage and the callback stage treat it exactly like a received event; it owes
+  ``enrich``, which owes ``callback``;
+* its time is the run's own (``stopTime`` for a finished run, ``startTime`` for RUNNING), so the
+  callback reports when the change happened, not when we noticed.
+
+``run_checks`` remembers when each run was last asked about, so a legitimately long run is asked
+once per ``RECONCILE_AFTER``, not every round.  A throttled round stops early and leaves the rest
+for the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery import Celery
+from sqlalchemy import Connection, and_, func, or_, select
+
+from eventlog import store
+from eventlog.projections import RUN_STATUS_RECONCILED, TERMINAL_RANK, rank_of
+from eventlog.store import PIPELINE_SOURCE, LogEntry, derived_id
+from eventlog.tables import run_checks, runs
+from workers.omics import OmicsApi, OmicsError
+from workers.outbox import publish_owed
+from workers.routing import RECONCILED_STAGES
+from workers.runtime import runtime_of
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReconcileReport:
+    """What one round did."""
+
+    checked: int = 0
+    reconciled: list[tuple[str, str, str]] = field(default_factory=list)  # run id, from, to
+    unchanged: int = 0
+    gone: int = 0
+    throttled: bool = False
+    errors: int = 0
+
+    def summary(self) -> str:
+        moved = ", ".join(f"{run} {old}→{new}" for run, old, new in self.reconciled) or "none"
+        return (
+            f"checked {self.checked} runs: {len(self.reconciled)} reconciled ({moved}), "
+            f"{self.unchanged} unchanged, {self.gone} gone, {self.errors} errors"
+            + (", stopped early (throttled)" if self.throttled else "")
+        )
+
+
+def reconciled_event_id(run_uuid: str, status: str) -> str:
+    """One id per (run, status): reconciling twice appends once."""
+    return derived_id(f"run:{run_uuid}", f"{RUN_STATUS_RECONCILED}:{status}")
+
+
+def _due_runs(connection: Connection, cutoff: datetime, limit: int) -> list[Any]:
+    checked = run_checks.c.checked_at
+    return list(
+        connection.execute(
+            select(runs, checked.label("checked_at"))
+            .select_from(runs.outerjoin(run_checks, run_checks.c.run_uuid == runs.c.run_uuid))
+            .where(
+                runs.c.status_rank < TERMINAL_RANK,
+                runs.c.last_seen_at <= cutoff,
+                runs.c.run_id.is_not(None),
+                or_(checked.is_(None), checked <= cutoff),
+            )
+            .order_by(func.coalesce(checked, runs.c.last_seen_at), runs.c.run_uuid)
+            .limit(limit)
+        )
+    )
+
+
+def _mark_checked(
+    connection: Connection, run_uuid: str, api_status: str | None, result: str
+) -> None:
+    values = {"checked_at": store.utcnow(), "api_status": api_status, "result": result[:64]}
+    updated = connection.execute(
+        run_checks.update().where(run_checks.c.run_uuid == run_uuid).values(**values)
+    )
+    if updated.rowcount == 0:
+        connection.execute(run_checks.insert().values(run_uuid=run_uuid, **values))
+
+
+def _event_time(run: dict[str, Any], status: str) -> datetime:
+    field_name = {"RUNNING": "startTime", "PENDING": "creationTime", "STARTING": "creationTime"}
+    candidate = run.get(field_name.get(status, "stopTime"))
+    if rank_of(status) < TERMINAL_RANK and status not in field_name:
+        candidate = None  # STOPPING has no time of its own in GetRun
+    return candidate if isinstance(candidate, datetime) else store.utcnow()
+
+
+def reconciled_entry(row: Any, run: dict[str, Any]) -> LogEntry:
+    """The *Run Status Reconciled* fact for a run whose status moved without an event."""
+    status = str(run["status"]).upper()
+    when = store.as_utc(_event_time(run, status))
+    event_id = reconciled_event_id(row.run_uuid, status)
+    arn = str(run.get("arn") or row.arn or "")
+    parts = arn.split(":")
+    detail = {
+        "omicsVersion": "1.0.0",
+        "arn": arn,
+        "status": status,
+        "uuid": row.run_uuid,
+        "runId": row.run_id,
+        "runName": run.get("name") or row.run_name,
+        "runOutputUri": run.get("runOutputUri") or row.run_output_uri,
+        "workflowId": run.get("workflowId") or row.workflow_id,
+        "workflowName": row.workflow_name,
+        "failureReason": run.get("failureReason"),
+        "statusMessage": run.get("statusMessage"),
+        "reconciledFrom": row.status,
+        "reconciledAt": store.utcnow().strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    payload = {
+        "version": "0",
+        "id": event_id,
+        "detail-type": RUN_STATUS_RECONCILED,
+        "source": PIPELINE_SOURCE,
+        "account": parts[4] if len(parts) > 4 else "",
+        "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": parts[3] if len(parts) > 3 else "",
+        "resources": [arn] if arn else [],
+        "caused-by": row.last_event_id,
+        "detail": {key: value for key, value in detail.items() if value is not None},
+    }
+    return LogEntry(
+        event_id=event_id,
+        origin="pipeline",
+        source=PIPELINE_SOURCE,
+        detail_type=RUN_STATUS_RECONCILED,
+        event_time=when,
+        payload=payload,
+        resource_arn=arn or None,
+        resource_id=row.run_uuid,
+        status=status,
+        caused_by=row.last_event_id,
+    )
+
+
+def reconcile(
+    app: Celery, *, older_than: float | None = None, limit: int | None = None
+) -> ReconcileReport:
+    """One round: check the runs due, append what moved, publish its work."""
+    runtime = runtime_of(app)
+    settings = runtime.settings
+    age = settings.reconcile_after if older_than is None else older_than
+    cutoff = store.utcnow() - timedelta(seconds=age)
+    with runtime.engine.connect() as connection:
+        due = _due_runs(connection, cutoff, limit or settings.reconcile_batch)
+    report = ReconcileReport()
+    appended: list[str] = []
+    api = OmicsApi.of(runtime)
+    for row in due:
+        try:
+            run = api.get_run(row.run_id)
+        except OmicsError as error:
+            if error.kind in {"wait", "quota"}:
+                report.throttled = True
+                break
+            with runtime.engine.begin() as connection:
+                _mark_checked(connection, row.run_uuid, None, error.code)
+            if error.kind == "gone":
+                report.gone += 1
+            else:
+                report.errors += 1
+            log.warning("reconcile: GetRun %s failed: %s", row.run_id, error)
+            continue
+        report.checked += 1
+        api_status = str(run.get("status") or "").upper()
+        with runtime.engine.begin() as connection:
+            if str(run.get("uuid") or "") != row.run_uuid:
+                # the id now names another run: ours was deleted, and no event said so
+                _mark_checked(connection, row.run_uuid, api_status, "id-reused")
+                report.gone += 1
+                continue
+            if rank_of(api_status) > row.status_rank:
+                entry = reconciled_entry(row, run)
+                if store.append(connection, entry, RECONCILED_STAGES):
+                    appended.append(entry.event_id)
+                report.reconciled.append((row.run_id, row.status, api_status))
+                result = "reconciled"
+            else:
+                report.unchanged += 1
+                result = "unchanged"
+            _mark_checked(connection, row.run_uuid, api_status, result)
+    if appended:
+        publish_owed(app, appended)
+        log.info("reconciler: %s", report.summary())
+    return report
+
+
+def due_count(app: Celery, older_than: float) -> int:
+    """How many runs a round would check now (for status displays)."""
+    runtime = runtime_of(app)
+    cutoff = store.utcnow() - timedelta(seconds=older_than)
+    with runtime.engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count())
+                .select_from(runs.outerjoin(run_checks, run_checks.c.run_uuid == runs.c.run_uuid))
+                .where(
+                    and_(runs.c.status_rank < TERMINAL_RANK, runs.c.last_seen_at <= cutoff),
+                    or_(run_checks.c.checked_at.is_(None), run_checks.c.checked_at <= cutoff),
+                )
+            ).scalar_one()
+        )

@@ -1,0 +1,128 @@
+"""The archive: where raw and flattened events are kept, in S3 or in a folder.
+
+Keys are deterministic (DESIGN.md §3, issue #2), so a retried archive task overwrites the same
+objects instead of adding copies, unlike the legacy Lambda's ``uuid4`` keys:
+
+* ``{prefix}/raw/YYYY/MM/DD/{event_id}.json`` — the event as received; replay reads these;
+* ``{prefix}/event_{YYYYMMDD_HHMMSS}_{event_id}.json`` — the flattened record, in the legacy
+  key shape existing data-lake tables already crawl (event time and id in place of
+  ``now()`` and a random UUID).
+
+S3 objects are written with server-side encryption: AES256 by default, ``aws:kms`` with a key
+id when configured.  ``file://`` archives are for the embedded default and for tests.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+from schemas.settings import ServerSideEncryption, Settings
+
+
+def raw_key(prefix: str, event_id: str, event_time: datetime) -> str:
+    return _join(prefix, f"raw/{event_time:%Y/%m/%d}/{event_id}.json")
+
+
+def flattened_key(prefix: str, event_id: str, event_time: datetime) -> str:
+    return _join(prefix, f"event_{event_time:%Y%m%d_%H%M%S}_{event_id}.json")
+
+
+def _join(prefix: str, key: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{prefix}/{key}" if prefix else key
+
+
+class Archive(Protocol):
+    """What the archive pool and the replayer need of an archive."""
+
+    prefix: str
+
+    def put(self, key: str, body: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def keys(self, prefix: str) -> Iterator[str]: ...
+
+    def location(self, key: str) -> str: ...
+
+
+@dataclass
+class S3Archive:
+    client: Any
+    bucket: str
+    prefix: str
+    sse: ServerSideEncryption = ServerSideEncryption.AES256
+    kms_key_id: str | None = None
+
+    def put(self, key: str, body: bytes) -> None:
+        extra: dict[str, str] = {"ServerSideEncryption": self.sse.value}
+        if self.sse is ServerSideEncryption.KMS and self.kms_key_id:
+            extra["SSEKMSKeyId"] = self.kms_key_id
+        self.client.put_object(
+            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", **extra
+        )
+
+    def get(self, key: str) -> bytes:
+        return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                yield item["Key"]
+
+    def location(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+
+@dataclass
+class FolderArchive:
+    root: Path
+    prefix: str
+
+    def put(self, key: str, body: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # write-then-rename: a reader never sees half an object, a retry replaces it whole
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(body)
+        os.replace(temporary, path)
+
+    def get(self, key: str) -> bytes:
+        return (self.root / key).read_bytes()
+
+    def keys(self, prefix: str) -> Iterator[str]:
+        base = self.root / prefix
+        if not base.exists():
+            return
+        for path in sorted(base.rglob("*.json")):
+            if not path.name.startswith(".tmp-"):
+                yield path.relative_to(self.root).as_posix()
+
+    def location(self, key: str) -> str:
+        return (self.root / key).resolve().as_uri()
+
+
+def open_archive(settings: Settings, s3_client: Any | None = None) -> Archive:
+    """The archive ``ARCHIVE_URI`` names."""
+    parts = urlsplit(settings.archive_uri)
+    if parts.scheme == "file":
+        root = Path(unquote(parts.netloc + parts.path))
+        return FolderArchive(root=root, prefix="")
+    if s3_client is None:
+        raise ValueError("an S3 archive needs an S3 client")
+    return S3Archive(
+        client=s3_client,
+        bucket=parts.netloc,
+        prefix=parts.path.strip("/"),
+        sse=settings.archive_sse,
+        kms_key_id=settings.archive_kms_key_id,
+    )
