@@ -1,0 +1,153 @@
+"""The one door every event goes through: validate, append durably, then publish.
+
+For a batch of raw events (SQS messages, lines of a file, archived objects) the intake:
+
+1. parses each with :func:`schemas.parse_event` — it never raises;
+2. in **one** transaction appends the accepted ones to the log with the work they owe
+   (:func:`workers.routing.stages_for`) and records the rejected ones as dead letters with their
+   reason and raw bytes;
+3. only after the commit publishes the owed tasks.
+
+When :meth:`Intake.submit` returns, everything it was given is durable — accepted, duplicate or
+dead-lettered — so the caller may delete its SQS messages.  If the commit fails it raises, and
+the caller must keep them.  A failed publish is not an error: the outbox keeps the work and the
+sweeper publishes it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from celery import Celery
+
+from eventlog import store
+from eventlog.store import LogEntry
+from schemas.parsing import ParsedEvent, Rejected, parse_event
+from schemas.settings import Settings
+from workers.outbox import publish_owed
+from workers.routing import stages_for
+from workers.runtime import runtime_of
+
+log = logging.getLogger(__name__)
+
+RawEvent = bytes | str | dict[str, Any]
+#: ``stages_for``'s signature: the stages an accepted event owes when it is appended.
+StagesFor = Callable[[ParsedEvent, Settings], Sequence[str]]
+
+
+class Verdict(StrEnum):
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    verdict: Verdict
+    event_id: str | None
+    detail_type: str | None
+    reason: str | None = None
+
+
+@dataclass
+class IntakeReport:
+    """What a batch (or a whole run) did, for summaries and progress lines."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    published: int = 0
+
+    def count(self, verdict: Verdict) -> int:
+        return sum(1 for outcome in self.outcomes if outcome.verdict is verdict)
+
+    @property
+    def accepted(self) -> int:
+        return self.count(Verdict.ACCEPTED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.count(Verdict.DUPLICATE)
+
+    @property
+    def rejected(self) -> int:
+        return self.count(Verdict.REJECTED)
+
+    def rejection_reasons(self) -> Counter[str]:
+        return Counter(o.reason or "" for o in self.outcomes if o.verdict is Verdict.REJECTED)
+
+    def extend(self, other: IntakeReport) -> None:
+        self.outcomes.extend(other.outcomes)
+        self.published += other.published
+
+
+class Intake:
+    """Validate, append and publish batches of raw events for one Celery app."""
+
+    def __init__(
+        self,
+        app: Celery,
+        *,
+        publish: bool = True,
+        stages: StagesFor = stages_for,
+        fold: bool = True,
+    ) -> None:
+        self.app = app
+        self.runtime = runtime_of(app)
+        self.publish = publish
+        #: Which stages an accepted event owes (a replay owes fewer: producers/replay.py).
+        self.stages = stages
+        #: Fold into the projections as appended (a bulk replay rebuilds at the end instead).
+        self.fold = fold
+
+    def parse(self, raws: Iterable[RawEvent]) -> list[ParsedEvent | Rejected]:
+        return [parse_event(raw, self.runtime.limits) for raw in raws]
+
+    def submit(self, raws: Iterable[RawEvent]) -> IntakeReport:
+        """Make a batch durable, then publish its work; raises only if the commit failed."""
+        return self.submit_parsed(self.parse(raws))
+
+    def submit_parsed(self, parsed: Sequence[ParsedEvent | Rejected]) -> IntakeReport:
+        accepted = [item for item in parsed if isinstance(item, ParsedEvent)]
+        with self.runtime.engine.begin() as connection:
+            new_ids = store.append_many(
+                connection,
+                [
+                    (LogEntry.from_parsed(e), self.stages(e, self.runtime.settings))
+                    for e in accepted
+                ],
+                fold=self.fold,
+            )
+            for item in parsed:
+                if isinstance(item, Rejected):
+                    store.dead_letter(
+                        connection,
+                        kind="rejected",
+                        reason=item.reason,
+                        raw=item.raw,
+                        event_id=item.event_id,
+                        detail_type=item.detail_type,
+                    )
+        report = IntakeReport()
+        seen: set[str] = set()
+        for item in parsed:
+            if isinstance(item, Rejected):
+                report.outcomes.append(
+                    Outcome(Verdict.REJECTED, item.event_id, item.detail_type, item.reason)
+                )
+                log.warning(
+                    "rejected event: %s",
+                    item.reason,
+                    extra={"event_id": item.event_id, "detail_type": item.detail_type},
+                )
+                continue
+            fresh = item.event_id in new_ids and item.event_id not in seen
+            seen.add(item.event_id)
+            verdict = Verdict.ACCEPTED if fresh else Verdict.DUPLICATE
+            report.outcomes.append(Outcome(verdict, item.event_id, item.detail_type))
+        if self.publish and new_ids:
+            report.published = publish_owed(self.app, sorted(new_ids))
+        return report
