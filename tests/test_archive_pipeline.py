@@ -1,0 +1,289 @@
+"""The archive path end to end: intake → log + outbox → Celery → S3, on real servers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis as redis_lib
+from sqlalchemy import func, select
+
+from eventlog import store
+from eventlog.tables import dead_letters, events
+from producers.intake import Intake
+from schemas.flatten import unflatten
+from schemas.settings import Settings
+from tests.conftest import REPO
+from tests.factories import as_bytes, run_event
+from tests.fault_proxy import FaultProxy
+from tests.malformed_corpus import MALFORMED
+from workers import create_app, embedded_worker, sweep
+from workers.storage import flattened_key, raw_key
+
+PREFIX = "omics-run-events"
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "") -> None:
+    """Poll until ``condition`` holds; a deadline, not a timed assertion."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what or condition}")
+        time.sleep(0.1)
+
+
+def archived_count(engine: Any, event_id: str | None = None) -> int:
+    query = select(func.count()).select_from(events).where(events.c.detail_type == "Event Archived")
+    if event_id:
+        query = query.where(events.c.caused_by == event_id)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
+
+def object_keys(s3: Any, bucket: str) -> list[str]:
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX)
+    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+def test_same_event_three_times_is_archived_once_with_sse(
+    pipeline_settings: Settings, s3: Any, bucket: str
+) -> None:
+    app = create_app(pipeline_settings)
+    engine = app.runtime.engine
+    event = run_event()
+    with embedded_worker(app, ["archive"]):
+        intake = Intake(app)
+        reports = [intake.submit([as_bytes(event)]) for _ in range(3)]
+        wait_for(lambda: archived_count(engine, event["id"]) == 1, what="archive")
+    assert [r.accepted for r in reports] == [1, 0, 0]
+    assert [r.duplicates for r in reports] == [0, 1, 1]
+    with engine.connect() as connection:
+        aws_rows = connection.execute(
+            select(func.count()).select_from(events).where(events.c.origin == "aws")
+        ).scalar_one()
+        stored = store.get(connection, event["id"])
+    assert aws_rows == 1 and stored is not None
+    expected = sorted(
+        [
+            raw_key(PREFIX, event["id"], stored.event_time),
+            flattened_key(PREFIX, event["id"], stored.event_time),
+        ]
+    )
+    assert object_keys(s3, bucket) == expected
+    assert expected[0].endswith(f"event_20221020_220735_{event['id']}.json")
+    for key in expected:
+        assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256"
+    raw = json.loads(s3.get_object(Bucket=bucket, Key=expected[1])["Body"].read())
+    flat = json.loads(s3.get_object(Bucket=bucket, Key=expected[0])["Body"].read())
+    assert raw == event
+    assert unflatten(flat) == event
+
+
+def test_kms_encryption_when_configured(
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    s3: Any,
+    bucket: str,
+) -> None:
+    settings = make_settings(
+        database_url=pg_url,
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        archive_uri=f"s3://{bucket}/{PREFIX}",
+        archive_sse="aws:kms",
+        archive_kms_key_id="alias/omics-archive",
+    )
+    app = create_app(settings)
+    event = run_event()
+    with embedded_worker(app, ["archive"]):
+        Intake(app).submit([event])
+        wait_for(lambda: archived_count(app.runtime.engine) == 1, what="archive")
+    for key in object_keys(s3, bucket):
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms"
+        assert "omics-archive" in head.get("SSEKMSKeyId", "")
+
+
+def test_embedded_default_sqlite_memory_broker_folder_archive(
+    make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    settings = make_settings(
+        database_url=f"sqlite:///{tmp_path}/log.db",
+        archive_uri=f"file://{tmp_path}/archive",
+    )
+    assert settings.embedded
+    from eventlog.db import upgrade
+
+    app = create_app(settings)
+    upgrade(app.runtime.engine)
+    events_in = [run_event(status=s) for s in ("RUNNING", "STOPPING", "COMPLETED")]
+    with embedded_worker(app):
+        report = Intake(app).submit(events_in)
+        wait_for(lambda: archived_count(app.runtime.engine) == 3, what="archive")
+    assert report.accepted == 3
+    raw_files = sorted((tmp_path / "archive" / "raw").rglob("*.json"))
+    assert {json.loads(p.read_bytes())["id"] for p in raw_files} == {e["id"] for e in events_in}
+
+
+def test_malformed_inputs_become_dead_letters_with_raw_bytes(backend: str, make_settings) -> None:
+    app = create_app(make_settings(database_url=backend))
+    report = Intake(app, publish=False).submit([raw for _, raw in MALFORMED])
+    assert report.rejected == len(MALFORMED)
+    with app.runtime.engine.connect() as connection:
+        rows = connection.execute(select(dead_letters).order_by(dead_letters.c.id)).all()
+    assert len(rows) == len(MALFORMED)
+    assert {bytes(row.raw) for row in rows} == {raw for _, raw in MALFORMED}
+    assert len({row.reason for row in rows}) == len(MALFORMED)
+    assert all(row.kind == "rejected" and row.reason for row in rows)
+
+
+def test_redis_flushed_after_append_sweeper_republishes(
+    pipeline_settings: Settings, redis_url: str, redis_prefix: str
+) -> None:
+    app = create_app(pipeline_settings)
+    batch = [run_event() for _ in range(20)]
+    report = Intake(app).submit(batch)
+    owed = report.published  # archive, and whatever other stages these events owe
+    assert report.accepted == 20 and owed >= 20
+    client = redis_lib.Redis.from_url(redis_url)
+    lost = list(client.scan_iter(match=f"{redis_prefix}*"))
+    assert lost, "the published tasks should be waiting in Redis"
+    client.delete(*lost)  # Redis restarted with its data lost
+    # nothing is published yet within the redelivery window …
+    assert sweep(app, redeliver_after=3600) == 0
+    # … and everything once the work is overdue
+    assert sweep(app, redeliver_after=0) == owed
+    with embedded_worker(app, ["archive"]):
+        wait_for(lambda: archived_count(app.runtime.engine) == 20, what="all archived")
+    with app.runtime.engine.connect() as connection:
+        assert all(store.is_done(connection, e["id"], "archive") for e in batch)
+
+
+def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = os.environ.copy()
+    env.update(
+        {
+            "DATABASE_URL": settings.database_url,
+            "REDIS_URL": settings.redis_url or "",
+            "REDIS_KEY_PREFIX": settings.redis_key_prefix,
+            "ARCHIVE_URI": settings.archive_uri,
+            "BROKER_VISIBILITY_TIMEOUT": "6",
+            "WORKER_CONCURRENCY": "1",
+            "LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.mark.slow
+def test_worker_killed_mid_archive_task_ends_archived_once(
+    pipeline_settings: Settings, aws_env: str, s3: Any, bucket: str, tmp_path: Path
+) -> None:
+    proxy = FaultProxy(aws_env).start()
+    proxy.holding.set()
+    command = [sys.executable, "-m", "omics_events", "worker", "--pool", "archive"]
+    log_path = tmp_path / "worker.log"
+    with open(log_path, "wb") as log:
+        stalled = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=_worker_env(pipeline_settings, AWS_ENDPOINT_URL_S3=proxy.url),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        app = create_app(pipeline_settings)
+        event = run_event()
+        Intake(app).submit([event])
+        proxy.held.wait(60)
+        assert proxy.held.is_set(), log_path.read_text()
+        os.killpg(stalled.pid, signal.SIGKILL)  # the whole worker, in the middle of a PUT
+        stalled.wait(10)
+        assert archived_count(app.runtime.engine) == 0
+    finally:
+        proxy.stop()
+        if stalled.poll() is None:
+            os.killpg(stalled.pid, signal.SIGKILL)
+
+    with open(log_path, "ab") as log:
+        restarted = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=_worker_env(pipeline_settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        # the unacknowledged message comes back after the visibility timeout (6 s here)
+        wait_for(lambda: archived_count(app.runtime.engine) == 1, 90, "redelivered archive")
+    finally:
+        restarted.send_signal(signal.SIGTERM)
+        restarted.wait(30)
+    assert restarted.returncode == 0, log_path.read_text()[-3000:]
+    assert archived_count(app.runtime.engine, event["id"]) == 1
+    assert len(object_keys(s3, bucket)) == 2
+
+
+@pytest.mark.slow
+def test_celery_command_starts_the_archive_pool(
+    pipeline_settings: Settings, aws_env: str, tmp_path: Path
+) -> None:
+    app = create_app(pipeline_settings)
+    batch = [run_event() for _ in range(5)]
+    Intake(app).submit(batch)
+    log_path = tmp_path / "celery.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "archive",
+             "--pool", "solo", "--without-mingle", "--without-gossip"],
+            cwd=REPO,
+            env=_worker_env(pipeline_settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: archived_count(app.runtime.engine) == 5, 90, "celery worker")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert process.returncode == 0, log_path.read_text()[-3000:]
+
+
+def test_send_command_reads_files_and_prints_a_summary(
+    make_settings, pg_url: str, tmp_path: Path, aws_env: str, bucket: str
+) -> None:
+    good = [run_event(status=s) for s in ("RUNNING", "COMPLETED")]
+    path = tmp_path / "events.jsonl"
+    path.write_text("\n".join(json.dumps(e) for e in good) + "\n{not json\n")
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(
+        {"DATABASE_URL": pg_url, "ARCHIVE_URI": f"s3://{bucket}/{PREFIX}", "COLUMNS": "200",
+         "ENRICH_RUNS": "false"}  # no HealthOmics here: the sample runs cannot be enriched
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "omics_events", "send", str(path)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rejected ×1: not valid JSON" in done.stdout
+    app = create_app(make_settings(database_url=pg_url))
+    assert archived_count(app.runtime.engine) == 2

@@ -1,0 +1,783 @@
+"""Issue 4's acceptance: enrichment and NGS360 callbacks, end to end on real servers.
+
+HealthOmics is the project's simulator (uvicorn, a real boto3 ``omics`` client), AWS is moto
+(S3 for ``outputs.json``, SQS for the poller path, Secrets Manager for the key), NGS360 is the
+local receiver (``producers/ngs360_receiver.py``), the log is PostgreSQL, the broker and the
+global rate limits are Redis, and the enrich and callback pools are embedded Celery workers.
+Every check compares what the receiver holds with the simulator's ground truth; waits are
+deadlines on conditions, never timed assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import httpx
+import pytest
+from celery import Celery
+from sqlalchemy import func, select
+
+from eventlog.projections import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
+from eventlog.tables import dead_letters, deliveries, events, outbox, runs
+from producers.intake import Intake
+from producers.ngs360_receiver import CALLBACK_PATH, Ngs360Receiver
+from producers.poller import Poller, PollerOptions
+from producers.simulator import ManualClock, MemorySink, S3OutputStore, Simulator, SimulatorServer
+from producers.simulator.scenarios import realistic_mix
+from schemas.settings import Settings
+from tests.conftest import REPO, unique
+from tests.test_archive_pipeline import wait_for
+from workers import create_app, embedded_worker, sweep
+from workers.callback import running_event_id
+from workers.reconciler import reconcile
+
+API_KEY = "internal-key-" + uuid.uuid4().hex
+RUN_STATUS = "Run Status Change"
+RANK = {"PENDING": 1, "STARTING": 2, "RUNNING": 3, "STOPPING": 4}
+
+
+# --- the rig ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def every(interval: float, action: Callable[[], Any]) -> Iterator[None]:
+    """Run ``action`` every ``interval`` seconds in a thread for the duration of the block."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                action()
+            except Exception as error:  # the next round may work (a test asserts the outcome)
+                print(f"background {action}: {error!r}")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+@dataclass
+class Rig:
+    app: Celery
+    sim: Simulator
+    sink: MemorySink
+    receiver: Ngs360Receiver
+    settings: Settings
+    stack: ExitStack
+
+    @property
+    def engine(self) -> Any:
+        return self.app.runtime.engine
+
+    def simulate(self) -> list[dict[str, Any]]:
+        """Play every run to its end; the run status events as delivered (faults applied)."""
+        self.sim.run_until_idle()
+        self.receiver.register(self.wes_ids().values())
+        return [e for e in self.sink.events if e["detail-type"] == RUN_STATUS]
+
+    def feed(self, events_in: list[dict[str, Any]]) -> None:
+        intake = Intake(self.app)
+        for start in range(0, len(events_in), 10):
+            intake.submit(events_in[start : start + 10])
+
+    def wes_ids(self) -> dict[str, str]:
+        """run id -> WESRunId tag, for the runs that have one."""
+        truth = self.sim.ground_truth()["runs"]
+        return {
+            rid: run["tags"]["WESRunId"] for rid, run in truth.items() if "WESRunId" in run["tags"]
+        }
+
+    def unfinished(self) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.stage.in_(["enrich", "callback"]), outbox.c.done_at.is_(None))
+                ).scalar_one()
+            )
+
+    def settle(self, timeout: float = 90.0) -> None:
+        wait_for(lambda: self.unfinished() == 0, timeout, "enrich and callback work to finish")
+
+    def settle_with_reconciler(self, timeout: float = 90.0) -> int:
+        """Settle, reconcile, repeat until the reconciler finds nothing; returns runs moved."""
+        deadline = time.monotonic() + timeout
+        moved = 0
+        while True:
+            self.settle(max(1.0, deadline - time.monotonic()))
+            report = reconcile(self.app, older_than=0)
+            moved += len(report.reconciled)
+            if not report.reconciled and not report.throttled:
+                return moved
+            assert time.monotonic() < deadline, "the reconciler did not converge"
+
+    def rows(self, table: Any, *where: Any) -> list[Any]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(select(table).where(*where)))
+
+    def dead_letters(self, kind: str | None = None) -> list[Any]:
+        return self.rows(dead_letters, *([dead_letters.c.kind == kind] if kind else []))
+
+
+@pytest.fixture
+def make_rig(
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    aws_env: str,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Callable[..., Rig]]:
+    stack = ExitStack()
+
+    def build(
+        *,
+        seed: int = 4,
+        faults: dict[str, Any] | None = None,
+        queues: tuple[str, ...] = ("enrich", "callback"),
+        concurrency: int = 6,
+        start_workers: bool = True,
+        **values: Any,
+    ) -> Rig:
+        outputs = unique("oe-outputs-")
+        s3.create_bucket(Bucket=outputs)
+        sink = MemorySink()
+        sim = Simulator(
+            seed=seed,
+            clock=ManualClock(),
+            sink=sink,
+            output_store=S3OutputStore(endpoint_url=aws_env),
+            output_bucket=outputs,
+            **(faults or {}),
+        )
+        server = SimulatorServer(sim)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_OMICS", server.start())
+        stack.callback(server.stop)
+        receiver = Ngs360Receiver(API_KEY)
+        receiver.start()
+        stack.callback(receiver.stop)
+        options: dict[str, Any] = {
+            "database_url": pg_url,
+            "redis_url": redis_url,
+            "redis_key_prefix": redis_prefix,
+            "archive_uri": f"s3://{bucket}/omics-run-events",
+            "ngs360_api_url": receiver.url,
+            "ngs360_api_key": API_KEY,
+            "outbox_redeliver_after": 60.0,
+            "task_retry_backoff_max": 2,
+            "callback_backoff_max": 2.0,
+            "omics_rate_limits": "GetRun=200,ListRunTasks=200",
+        }
+        settings = make_settings(**(options | values))
+        app = create_app(settings)
+        stack.callback(app.runtime.close)
+        rig = Rig(app, sim, sink, receiver, settings, stack)
+        if start_workers:
+            stack.enter_context(
+                embedded_worker(app, list(queues), pool="threads", concurrency=concurrency)
+            )
+            stack.enter_context(every(0.5, lambda: sweep(app)))
+        return rig
+
+    yield build
+    stack.close()
+
+
+def final_check(rig: Rig) -> dict[str, Any]:
+    """What every acceptance run checks: the receiver against the ground truth."""
+    truth = rig.sim.ground_truth()["runs"]
+    held = rig.receiver.runs()
+    problems: list[str] = []
+    for run_id, wes in rig.wes_ids().items():
+        run, state = truth[run_id], held.get(wes)
+        if state is None or state.omics_status != run["status"]:
+            problems.append(
+                f"{run_id}: receiver {state and state.omics_status}, truth {run['status']}"
+            )
+            continue
+        if run["status"] == "COMPLETED":
+            expected = rig.sim.expected_output_mapping(run_id)
+            if state.outputs != expected:
+                problems.append(f"{run_id}: outputs {state.outputs} != {expected}")
+        task_logs = set((state.log_urls or {}).get("task_logs", {}))
+        if task_logs != set(run["tasks"]):
+            problems.append(f"{run_id}: log URLs for {len(task_logs)} of {len(run['tasks'])} tasks")
+        ranks = [RANK.get(status, 5) for _, status, _ in state.applied]
+        if ranks != sorted(set(ranks)):
+            problems.append(f"{run_id}: delivered out of order: {state.applied}")
+    twice = {e: n for e, n in Counter(rig.receiver.accepted_event_ids()).items() if n > 1}
+    assert not problems, problems[:10]
+    assert not twice, f"event ids delivered twice: {twice}"
+    return truth
+
+
+# --- the acceptance ---------------------------------------------------------------------------
+
+
+def test_two_hundred_runs_end_with_their_final_status(make_rig: Callable[..., Rig]) -> None:
+    """200 runs (+ one of 150 tasks) with duplicates, reordering and 5 % dropped events."""
+    rig = make_rig(seed=4, faults={"duplicate_rate": 0.1, "reorder_rate": 0.1, "drop_rate": 0.05})
+    realistic_mix(rig.sim, runs=200, tasks_per_run=(1, 3), import_jobs=0, stagger=20.0)
+    big = rig.sim.add_run(tasks=150, outcome="COMPLETED", delay=30.0)
+    delivered = rig.simulate()
+    truth = rig.sim.ground_truth()
+    assert len(truth["runs"][big]["tasks"]) == 150
+    stats = truth["events"]
+    assert (
+        stats["dropped"].get(RUN_STATUS, 0) >= 20 and stats["duplicated"].get(RUN_STATUS, 0) >= 40
+    )
+    seen_runs = {e["detail"]["uuid"] for e in delivered}
+    lost = [rid for rid, run in truth["runs"].items() if run["uuid"] not in seen_runs]
+    assert not lost, f"seed {rig.sim.seed} drops every event of {lost}: no pipeline can know them"
+
+    started = time.monotonic()
+    rig.feed(delivered)
+    reconciled = rig.settle_with_reconciler(timeout=150)
+    elapsed = time.monotonic() - started
+
+    final_check(rig)
+    with_wes = rig.wes_ids()
+    assert len(with_wes) >= 170 and big in with_wes
+    assert reconciled > 0  # some runs lost their terminal event: only the reconciler saw it
+    skipped = rig.rows(deliveries, deliveries.c.outcome == "skipped")
+    assert {row.run_id for row in skipped} == set(truth["runs"]) - set(with_wes)
+    assert not rig.dead_letters()
+    print(
+        f"\n200+1 runs, {len(delivered)} run events fed, {reconciled} runs reconciled, "
+        f"{len(rig.receiver.callbacks())} callbacks received, settled in {elapsed:.1f} s"
+    )
+
+
+def _receiver_down_then_up(make_rig: Callable[..., Rig], outage: float) -> None:
+    rig = make_rig(seed=8, callback_retry_window=outage + 120)
+    for n in range(12):
+        rig.sim.add_run(
+            tasks=2,
+            outcome=("COMPLETED", "FAILED", "CANCELLED")[n % 3],
+            cancel_phase="RUNNING",
+            delay=n * 5.0,
+        )
+    delivered = rig.simulate()
+    rig.receiver.fail(503, seconds=outage)
+    rig.feed(delivered)
+    rig.settle(timeout=outage + 90)
+    final_check(rig)
+    refused = [r for r in rig.receiver.callbacks() if r.status == 503]
+    accepted = [r for r in rig.receiver.callbacks() if 200 <= r.status < 300]
+    assert refused and min(r.at for r in accepted) > max(r.at for r in refused)
+    truth = rig.sim.ground_truth()["runs"]
+    per_run: dict[str, list[str]] = defaultdict(list)
+    for event in delivered:
+        per_run[event["detail"]["runId"]].append(event["detail"]["status"])
+    for run_id, wes in rig.wes_ids().items():
+        # every status the run went through, each once, in order: nothing superseded
+        assert [s for _, s, _ in rig.receiver.state(wes).applied] == per_run[run_id], truth[run_id]
+    failed = rig.rows(deliveries, deliveries.c.outcome == "failed")
+    assert failed and all(row.http_status == 503 for row in failed)
+    assert not rig.dead_letters()
+
+
+def test_receiver_503_for_a_while_then_everything_delivered_in_order(make_rig) -> None:
+    _receiver_down_then_up(make_rig, outage=8.0)
+
+
+@pytest.mark.slow
+def test_receiver_503_for_a_minute_then_everything_delivered_in_order(make_rig) -> None:
+    _receiver_down_then_up(make_rig, outage=60.0)
+
+
+def test_throttled_healthomics_two_enrich_workers_stay_under_the_global_rate(
+    make_rig: Callable[..., Rig], tmp_path: Any
+) -> None:
+    """Two enrich worker *processes*, each with its own limiter, sharing one Redis budget."""
+    rate, margin = 5, "0.5"  # margin: what grant-to-arrival delay may reach on a busy box
+    rig = make_rig(
+        seed=15,
+        faults={"throttle": {"GetRun": 10, "ListRunTasks": 1}},
+        queues=("callback",),
+        omics_rate_limits=f"GetRun={rate},ListRunTasks=10",
+    )
+    env = os.environ | {
+        "DATABASE_URL": rig.settings.database_url,
+        "REDIS_URL": rig.settings.redis_url or "",
+        "REDIS_KEY_PREFIX": rig.settings.redis_key_prefix,
+        "OMICS_RATE_LIMITS": f"GetRun={rate},ListRunTasks=10",
+        "OMICS_RATE_MARGIN": margin,
+        "TASK_RETRY_BACKOFF_MAX": "2",
+        "PYTHONUNBUFFERED": "1",
+    }
+    names = [f"enrich{n}-{uuid.uuid4().hex[:6]}@test" for n in range(2)]
+    processes = []
+    for name in names:
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "celery",
+                        "-A",
+                        "workers.celery",
+                        "worker",
+                        "-Q",
+                        "enrich",
+                        "-n",
+                        name,
+                        "-P",
+                        "threads",
+                        "-c",
+                        "3",
+                        "--without-mingle",
+                        "--without-gossip",
+                        "-l",
+                        "WARNING",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+
+    def stop() -> None:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, 15)
+        for process in processes:
+            process.wait(30)
+
+    rig.stack.callback(stop)
+    inspect = rig.app.control.inspect(destination=names, timeout=1.0)
+    wait_for(lambda: len(inspect.ping() or {}) == 2, 60, "two enrich worker processes")
+    for n in range(10):
+        rig.sim.add_run(tasks=3, outcome="COMPLETED" if n % 4 else "FAILED", delay=n * 2.0)
+    delivered = rig.simulate()
+    rig.feed(delivered)
+    rig.settle(timeout=120)
+
+    final_check(rig)
+    done = {
+        name: stats["total"].get("omics_events.enrich", 0)
+        for name, stats in (inspect.stats() or {}).items()
+    }
+    log = rig.sim.request_log
+    attempts = log.max_calls_per_second("GetRun")  # throttled attempts count too
+    print(
+        f"\nGetRun: {log.count('GetRun')} calls, at most {attempts} in any second "
+        f"(limit {rate}); ListRunTasks throttled {log.error_codes('ListRunTasks')}; "
+        f"enrich tasks per worker {done}"
+    )
+    assert attempts <= rate
+    assert log.error_codes("ListRunTasks")["ThrottlingException"] > 0  # throttling did happen
+    assert len(done) == 2 and all(done.values()), done  # both workers took work
+    assert not rig.dead_letters()
+
+
+def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_home(
+    make_rig: Callable[..., Rig], capfd: pytest.CaptureFixture[str]
+) -> None:
+    rig = make_rig(seed=16)
+    sentinel = Ngs360Receiver(API_KEY, host="127.0.0.2", auto_register=True)  # unlisted host
+    other = Ngs360Receiver(API_KEY)  # same host as the API (allowed), another port
+    for server in (sentinel, other):
+        server.start()
+        rig.stack.callback(server.stop)
+    hosts: Counter[str] = Counter()
+    rig.app.runtime.resource(
+        "ngs360-http",
+        lambda rt: httpx.Client(
+            timeout=rt.settings.callback_timeout,
+            follow_redirects=False,
+            event_hooks={"request": [lambda request: hosts.update([request.url.host])]},
+        ),
+    )
+    metadata = rig.sim.add_run(tasks=2, callback_url="http://169.254.169.254/latest")
+    unlisted = rig.sim.add_run(tasks=2, callback_url=f"{sentinel.url}/")
+    allowed = rig.sim.add_run(tasks=2, callback_url=other.url)
+    delivered = rig.simulate()
+    other.register([rig.wes_ids()[allowed]])
+    rig.feed(delivered)
+    rig.settle()
+
+    assert "169.254.169.254" not in hosts and "127.0.0.2" not in hosts
+    assert sentinel.requests == []
+    wes = rig.wes_ids()
+    assert rig.receiver.state(wes[metadata]).omics_status == "COMPLETED"
+    assert rig.receiver.state(wes[unlisted]).omics_status == "COMPLETED"
+    assert other.state(wes[allowed]).omics_status == "COMPLETED"
+    assert rig.receiver.state(wes[allowed]) is not None  # registered, but never called
+    assert rig.receiver.state(wes[allowed]).applied == []
+    letters = rig.dead_letters("security")
+    reasons = " ".join(row.reason for row in letters)
+    assert "169.254.169.254" in reasons and "plain http is allowed on loopback only" in reasons
+    assert "127.0.0.2" in reasons and "not in CALLBACK_ALLOWED_HOSTS" in reasons
+    assert {row.event_id for row in letters} == {
+        e["id"] for e in delivered if e["detail"]["runId"] in {metadata, unlisted}
+    }
+    # the key is in no event, fact, dead letter, delivery row or log line
+    with rig.engine.connect() as connection:
+        logged = [json.dumps(p) for p in connection.execute(select(events.c.payload)).scalars()]
+        kept = [bytes(r.raw).decode() + r.reason for r in connection.execute(select(dead_letters))]
+        rows = [str(tuple(r)) for r in connection.execute(select(deliveries))]
+    out, err = capfd.readouterr()
+    for text in [*logged, *kept, *rows, out, err]:
+        assert API_KEY not in text
+
+
+def test_lost_running_still_ends_complete(make_rig: Callable[..., Rig], aws_env: str) -> None:
+    """Through the real path: SQS → poller → log → enrich → callback."""
+    rig = make_rig(seed=23)
+    only_running_lost = rig.sim.add_run(tasks=2, outcome="COMPLETED")
+    only_terminal_left = rig.sim.add_run(tasks=2, outcome="COMPLETED")
+    failed_alone = rig.sim.add_run(tasks=2, outcome="FAILED")
+    delivered = [
+        e
+        for e in rig.simulate()
+        if not (e["detail"]["runId"] == only_running_lost and e["detail"]["status"] == "RUNNING")
+        and not (
+            e["detail"]["runId"] in {only_terminal_left, failed_alone}
+            and e["detail"]["status"] not in {"COMPLETED", "FAILED"}
+        )
+    ]
+    sqs = boto3.client("sqs", endpoint_url=aws_env, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName=unique("oe-runs-"))["QueueUrl"]
+    for start in range(0, len(delivered), 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[
+                {"Id": str(n), "MessageBody": json.dumps(e)}
+                for n, e in enumerate(delivered[start : start + 10])
+            ],
+        )
+    poller = Poller(
+        rig.app, PollerOptions(queue_urls=[queue_url], wait_seconds=1, sweep_interval=1.0)
+    )
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(lambda: _logged(rig) == len({e["id"] for e in delivered}), 60, "poller")
+        rig.settle()
+    finally:
+        poller.stop()
+        thread.join(30)
+    final_check(rig)
+    truth = rig.sim.ground_truth()["runs"]
+    wes = rig.wes_ids()
+    assert rig.receiver.state(wes[only_running_lost]).state == "COMPLETE"
+    for run_id in (only_terminal_left, failed_alone):
+        state = rig.receiver.state(wes[run_id])
+        assert [s for _, s, _ in state.applied] == ["RUNNING", truth[run_id]["status"]]
+        assert state.applied[0][0] == running_event_id(truth[run_id]["uuid"])
+        refused = [
+            r
+            for r in rig.receiver.callbacks()
+            if r.status == 400 and r.json()["wes_run_id"] == wes[run_id]
+        ]
+        assert len(refused) == 1 and "Invalid state transition" in refused[0].answer["detail"]
+    assert not rig.dead_letters()
+
+
+def _logged(rig: Rig) -> int:
+    with rig.engine.connect() as connection:
+        return int(
+            connection.execute(
+                select(func.count()).select_from(events).where(events.c.origin == "aws")
+            ).scalar_one()
+        )
+
+
+def test_events_lost_after_running_are_recovered_by_the_reconciler_in_the_poller(
+    make_rig: Callable[..., Rig], aws_env: str
+) -> None:
+    rig = make_rig(seed=42, reconcile_after=1.0)
+    outcomes = {"COMPLETED": None, "FAILED": None, "CANCELLED": None}
+    for outcome in outcomes:
+        outcomes[outcome] = rig.sim.add_run(tasks=3, outcome=outcome, cancel_phase="STOPPING")
+    delivered = [e for e in rig.simulate() if RANK.get(e["detail"]["status"], 9) <= RANK["RUNNING"]]
+    rig.feed(delivered)
+    rig.settle()
+    wes = rig.wes_ids()
+    assert {rig.receiver.state(w).omics_status for w in wes.values()} == {"RUNNING"}
+
+    sqs = boto3.client("sqs", endpoint_url=aws_env, region_name="us-east-1")
+    queue_url = sqs.create_queue(QueueName=unique("oe-quiet-"))["QueueUrl"]
+    poller = Poller(
+        rig.app,
+        PollerOptions(
+            queue_urls=[queue_url], wait_seconds=1, sweep_interval=1.0, reconcile_interval=1.0
+        ),
+    )
+    thread = threading.Thread(target=poller.run, daemon=True)
+    thread.start()
+    try:
+        wait_for(
+            lambda: all(rig.receiver.state(w).state != "RUNNING" for w in wes.values()),
+            60,
+            "the poller's reconciler",
+        )
+        rig.settle()
+    finally:
+        poller.stop()
+        thread.join(30)
+    truth = final_check(rig)
+    reconciled = rig.rows(events, events.c.detail_type == RUN_STATUS_RECONCILED)
+    assert sorted(r.status for r in reconciled) == ["CANCELLED", "COMPLETED", "FAILED"]
+    failed = rig.receiver.state(wes[outcomes["FAILED"]])
+    assert failed.failure_reason == truth[outcomes["FAILED"]]["failureReason"]
+    assert reconcile(rig.app, older_than=0).reconciled == []  # nothing left, nothing twice
+    assert len(rig.rows(events, events.c.detail_type == RUN_STATUS_RECONCILED)) == 3
+
+
+def test_reconciler_asks_about_a_quiet_run_once_per_period(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(seed=43, start_workers=False)
+    run_id = rig.sim.add_run(tasks=2, outcome="COMPLETED")
+    rig.sim.run_until_idle(max_seconds=200)  # it is still RUNNING at HealthOmics
+    assert rig.sim.ground_truth()["runs"][run_id]["status"] == "RUNNING"
+    rig.feed([e for e in rig.sink.events if e["detail-type"] == RUN_STATUS])
+    (row,) = rig.rows(runs)
+    assert row.status == "RUNNING"  # the fold moved with the intake's own transaction
+
+    def asked() -> int:
+        return rig.sim.request_log.count("GetRun")
+
+    assert reconcile(rig.app, older_than=3600).checked == 0  # news is recent: not due
+    report = reconcile(rig.app, older_than=0)
+    assert (report.checked, report.unchanged, asked()) == (1, 1, 1)
+    assert reconcile(rig.app, older_than=30).checked == 0  # checked within the period
+    assert asked() == 1
+
+
+# --- enrichment details -----------------------------------------------------------------------
+
+
+def test_outputs_json_written_late_is_waited_for(make_rig: Callable[..., Rig], s3: Any) -> None:
+    rig = make_rig(seed=5, enrich_outputs_wait=60.0)
+    run_id = rig.sim.add_run(tasks=2, outcome="COMPLETED")
+    delivered = rig.simulate()
+    ((uri, mapping),) = rig.sim.outputs_stored.items()
+    bucket, key = uri[5:].split("/", 1)
+    s3.delete_object(Bucket=bucket, Key=key)
+    rig.feed(delivered)
+    wait_for(
+        lambda: rig.sim.request_log.count("GetRun") >= len(delivered) + 2,
+        60,
+        "enrichment to come back for the outputs",
+    )
+    s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(mapping).encode())
+    rig.settle()
+    final_check(rig)
+    (enriched,) = [
+        r.payload["detail"]
+        for r in rig.rows(events, events.c.detail_type == RUN_ENRICHED)
+        if r.payload["detail"]["status"] == "COMPLETED"
+    ]
+    assert enriched["outputsUri"] == uri and "outputsNote" not in enriched
+    assert rig.receiver.state(rig.wes_ids()[run_id]).outputs == rig.sim.expected_output_mapping(
+        run_id
+    )
+
+
+def test_outputs_json_never_written_goes_on_without_it(make_rig, s3: Any) -> None:
+    rig = make_rig(seed=6, enrich_outputs_wait=2.0)
+    run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    for uri in rig.sim.outputs_stored:
+        bucket, key = uri[5:].split("/", 1)
+        s3.delete_object(Bucket=bucket, Key=key)
+    rig.feed(delivered)
+    rig.settle()
+    state = rig.receiver.state(rig.wes_ids()[run_id])
+    assert state.omics_status == "COMPLETED" and state.outputs is None
+    (enriched,) = [
+        r.payload["detail"]
+        for r in rig.rows(events, events.c.detail_type == RUN_ENRICHED)
+        if r.payload["detail"]["status"] == "COMPLETED"
+    ]
+    assert enriched["outputsNote"] == "no outputs.json found within 2 s"
+
+
+def test_missing_run_is_recorded_once_not_retried(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(seed=9)
+    real = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    ghost = json.loads(json.dumps(delivered[0]))
+    ghost.update(id=str(uuid.uuid4()))
+    ghost["detail"].update(runId="9999999", uuid=str(uuid.uuid4()))
+    reused = json.loads(json.dumps(delivered[-1]))  # the real run's id, another run's uuid
+    reused.update(id=str(uuid.uuid4()))
+    reused["detail"]["uuid"] = str(uuid.uuid4())
+    rig.feed([*delivered, ghost, reused])
+    rig.settle()
+    final_check(rig)
+    failures = {
+        r.caused_by: r.payload["detail"]
+        for r in rig.rows(events, events.c.detail_type == RUN_ENRICHMENT_FAILED)
+    }
+    assert set(failures) == {ghost["id"], reused["id"]}
+    assert failures[ghost["id"]]["errorCode"] == "ResourceNotFoundException"
+    assert (
+        f"now belongs to run {rig.sim.ground_truth()['runs'][real]['uuid']}"
+        in (failures[reused["id"]]["reason"])
+    )
+    letters = rig.dead_letters("stage")
+    assert {row.event_id for row in letters} == {ghost["id"], reused["id"]}
+    asked = [r for r in rig.sim.request_log.records("GetRun") if r.params.get("id") == "9999999"]
+    assert len(asked) == 1  # recorded, not retried
+
+
+# --- the callback's answers -------------------------------------------------------------------
+
+
+def test_wrong_key_is_permanent_with_the_answer_kept(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(seed=10, ngs360_api_key="not-the-key")
+    rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    rig.feed(delivered[:1])
+    rig.settle()
+    (letter,) = rig.dead_letters("stage")
+    assert "HTTP 403" in letter.reason and "Invalid internal API key" in letter.reason
+    assert [r.status for r in rig.receiver.callbacks()] == [403]  # once: not retried
+    (row,) = rig.rows(deliveries)
+    assert row.outcome == "dead-lettered" and row.http_status == 403
+
+
+def test_unknown_wes_run_is_permanent(make_rig: Callable[..., Rig]) -> None:
+    rig = make_rig(seed=11)
+    rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    rig.receiver._runs.clear()  # the server does not know the WES run
+    rig.feed(delivered[:1])
+    rig.settle()
+    (row,) = rig.rows(deliveries)
+    assert row.outcome == "dead-lettered" and row.http_status == 404
+    assert "not found" in row.response_body
+    (letter,) = rig.dead_letters("stage")
+    assert "HTTP 404" in letter.reason
+
+
+def test_api_key_from_secrets_manager_is_read_again_after_a_403(
+    make_rig: Callable[..., Rig], aws_env: str
+) -> None:
+    secrets = boto3.client("secretsmanager", endpoint_url=aws_env, region_name="us-east-1")
+    name = unique("oe-ngs360-")
+    secrets.create_secret(Name=name, SecretString=json.dumps({"AUTH_TOKEN": "old-key"}))
+    rig = make_rig(seed=12, ngs360_api_key=None, ngs360_api_key_secret=name)
+    rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    rig.receiver.api_key = "old-key"
+    rig.feed(delivered[:1])
+    rig.settle()
+    secrets.put_secret_value(SecretId=name, SecretString=json.dumps({"AUTH_TOKEN": API_KEY}))
+    rig.receiver.api_key = API_KEY  # rotated on both sides; the worker still caches the old one
+    rig.feed(delivered[1:])
+    rig.settle()
+    final_check(rig)
+    answers = [r.status for r in rig.receiver.callbacks()]
+    assert answers.count(403) == 1 and not rig.dead_letters()
+
+
+def test_deliveries_and_redeliver_commands(make_rig: Callable[..., Rig], pg_url: str) -> None:
+    rig = make_rig(seed=13)
+    rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    rig.receiver.fail(500)
+    rig.feed(delivered[:1])
+    wait_for(lambda: len(rig.receiver.callbacks()) >= 2, 30, "failed attempts")
+    rig.receiver.recover()
+    rig.settle()
+    env = os.environ | {
+        "DATABASE_URL": pg_url,
+        "NGS360_API_URL": rig.receiver.url,
+        "NGS360_API_KEY": API_KEY,
+        "REDIS_URL": rig.settings.redis_url or "",
+        "REDIS_KEY_PREFIX": rig.settings.redis_key_prefix,
+        "COLUMNS": "250",
+    }
+
+    def command(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "omics_events", *args],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    listing = command("deliveries", "--failed")
+    assert listing.returncode == 0, listing.stderr
+    assert delivered[0]["id"] in listing.stdout and "500" in listing.stdout
+    assert "delivered" not in listing.stdout
+    before = len(rig.receiver.callbacks())
+    again = command("redeliver", delivered[0]["id"])
+    assert again.returncode == 0, again.stderr
+    assert f"{delivered[0]['id']}: delivered" in again.stdout
+    assert len(rig.receiver.callbacks()) == before + 1
+    assert rig.receiver.callbacks()[-1].answer["already_processed"] is True
+    assert API_KEY not in listing.stdout + listing.stderr + again.stdout + again.stderr
+
+
+# --- the receiver itself ----------------------------------------------------------------------
+
+
+def test_receiver_answers_as_the_contract_says() -> None:
+    wes = str(uuid.uuid4())
+    body = {
+        "omics_run_id": "1234567",
+        "status": "COMPLETED",
+        "wes_run_id": wes,
+        "event_time": "2026-01-22T22:16:09Z",
+        "event_id": "e1",
+    }
+    with Ngs360Receiver("k") as receiver:
+        url = receiver.url + CALLBACK_PATH
+        key = {"X-Internal-API-Key": "k"}
+        assert httpx.post(url, json=body).status_code == 422  # header missing
+        assert httpx.post(url, json=body, headers={"X-Internal-API-Key": "x"}).status_code == 403
+        assert httpx.post(url, json=body, headers=key).status_code == 404
+        receiver.register([wes])
+        bad = {
+            "status": "DELETED",
+            "wes_run_id": "short",
+            "event_time": "2026-01-22T22:16:09+02:00",
+            "event_id": "x" * 101,
+            "status_message": "m" * 1001,
+            "failure_reason": "f" * 2001,
+            "output_mapping": ["not", "an", "object"],
+        }
+        for field, value in bad.items():
+            answer = httpx.post(url, json=body | {field: value}, headers=key)
+            assert answer.status_code == 422, field
+            assert answer.json()["detail"][0]["loc"] == ["body", field]
+        refused = httpx.post(url, json=body, headers=key)
+        assert refused.status_code == 400 and "QUEUED -> COMPLETE" in refused.text
+        running = body | {"status": "RUNNING", "event_id": "e0"}
+        assert httpx.post(url, json=running, headers=key).json()["new_state"] == "RUNNING"
+        assert httpx.post(url, json=running, headers=key).json()["already_processed"] is True
+        assert httpx.post(url, json=body, headers=key).json()["new_state"] == "COMPLETE"
+        late = httpx.post(url, json=running | {"event_id": "e9"}, headers=key).json()
+        assert late["new_state"] == "COMPLETE" and not late["already_processed"]
+        assert receiver.state(wes).applied == [
+            ("e0", "RUNNING", "RUNNING"),
+            ("e1", "COMPLETED", "COMPLETE"),
+        ]

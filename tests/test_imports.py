@@ -1,0 +1,621 @@
+"""Issue 5: read-set imports from S3 drops, retries of failed sources, quotas as global limits.
+
+Everything runs for real: moto S3/SQS/SNS over HTTP, the HealthOmics simulator over HTTP (its
+ground truth says which read sets exist and which jobs ran), the SQS poller with its sweeper,
+PostgreSQL, Redis, and the imports pool: in this process, or as two real worker processes with
+their own apps and limiters, so the account-wide limits are shared through Redis exactly as in
+production.
+No assertion is about time: every wait is a deadline on a condition.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from sqlalchemy import func, select
+
+from eventlog import import_projections
+from eventlog.tables import dead_letters, events, import_jobs, import_sources, outbox, read_sets
+from producers.poller import Poller, PollerOptions
+from producers.simulator import Simulator, SimulatorServer, SystemClock
+from producers.simulator.requestlog import _max_in_window
+from schemas.imports import classify_failure, classify_name
+from schemas.settings import Settings, env_name
+from tests.conftest import REPO, unique
+from tests.test_archive_pipeline import wait_for
+from workers import create_app, embedded_worker
+from workers.concurrency import ConcurrencyLimiter
+
+ROLE = "arn:aws:iam::123456789012:role/OmicsImportRole"
+REFERENCE = "arn:aws:omics:us-east-1:123456789012:referenceStore/1234567890/reference/9876543210"
+IMPORT_OPS = ("StartReadSetImportJob", "GetReadSetImportJob")
+
+
+# --- the world --------------------------------------------------------------------------------
+
+
+@dataclass
+class LabDrop:
+    """Files a lab drops, and what should become of them."""
+
+    uris: list[str] = field(default_factory=list)
+    #: source1 -> source2 (None for single files) of every source that must be imported
+    sources: dict[str, str | None] = field(default_factory=dict)
+    junk: list[str] = field(default_factory=list)
+
+
+def lab_drop(
+    bucket: str,
+    *,
+    pairs: int,
+    bams: int,
+    crams: int,
+    ubams: int,
+    singles: int = 0,
+    junk: int = 0,
+    seed: int = 5,
+    prefix: str = "runs",
+) -> LabDrop:
+    """Realistic names under ``{prefix}/{subject}/{sample}/``; shuffled, so an R2 often lands
+    before its R1 and mates are far apart."""
+    drop = LabDrop()
+    base = f"s3://{bucket}/{prefix}"
+    n = 0
+
+    def folder() -> tuple[str, str]:
+        nonlocal n
+        n += 1
+        sample = f"NA{12000 + n}"
+        return f"{base}/SUBJ-{n % 17:03d}/{sample}", sample
+
+    for _ in range(pairs):
+        path, sample = folder()
+        r1 = f"{path}/{sample}_S1_L001_R1_001.fastq.gz"
+        r2 = f"{path}/{sample}_S1_L001_R2_001.fastq.gz"
+        drop.uris += [r1, r2]
+        drop.sources[r1] = r2
+    for count, suffix in ((bams, "bam"), (crams, "cram"), (ubams, "unaligned.bam")):
+        for _ in range(count):
+            path, sample = folder()
+            uri = f"{path}/{sample}.{suffix}"
+            drop.uris.append(uri)
+            drop.sources[uri] = None
+    for _ in range(singles):
+        path, sample = folder()
+        uri = f"{path}/{sample}_single.fq.gz"
+        drop.uris.append(uri)
+        drop.sources[uri] = None
+    junk_names = ("notes.docx", ".DS_Store", "SampleSheet.csv", "reads.fastq.zip", "run.log")
+    for index in range(junk):
+        path, _sample = folder()
+        uri = f"{path}/{junk_names[index % len(junk_names)]}"
+        drop.uris.append(uri)
+        drop.junk.append(uri)
+    random.Random(seed).shuffle(drop.uris)
+    return drop
+
+
+@dataclass
+class ImportWorld:
+    sim: Simulator
+    settings: Settings
+    apps: list[Any]
+    incoming: str
+    sqs: Any
+    notices_url: str
+    poller: Poller
+    queue_url: str = ""
+
+    @property
+    def engine(self) -> Any:
+        return self.apps[0].runtime.engine
+
+    def notices(self) -> list[dict[str, Any]]:
+        """SNS notifications delivered to the test's subscribed queue so far (read once)."""
+        found = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.notices_url, MaxNumberOfMessages=10, WaitTimeSeconds=0
+            ).get("Messages", [])
+            if not batch:
+                return found
+            for message in batch:
+                found.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.notices_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    def imports_owed(self) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.stage == "imports", outbox.c.done_at.is_(None))
+                ).scalar_one()
+            )
+
+    def imported(self) -> dict[str, list[dict[str, Any]]]:
+        """source1 -> the ACTIVE read sets the simulator holds for it."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        for read_set_id, read_set in self.sim.ground_truth()["read_sets"].items():
+            if read_set["status"] == "ACTIVE":
+                found.setdefault(read_set["source1"], []).append({"id": read_set_id, **read_set})
+        return found
+
+    def finished_sources(self) -> Counter[str]:
+        """How often each source1 ended FINISHED in any job the simulator ran."""
+        counts: Counter[str] = Counter()
+        for job in self.sim.ground_truth()["import_jobs"].values():
+            for source in job["sources"]:
+                if source["status"] == "FINISHED":
+                    counts[source["source1"]] += 1
+        return counts
+
+
+def settings_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that give a worker process exactly these settings."""
+    env: dict[str, str] = {}
+    for name, spec in Settings.model_fields.items():
+        value = getattr(settings, name)
+        default = spec.default_factory() if spec.default_factory else spec.default  # type: ignore[call-arg]
+        if value == default or value is None:
+            continue
+        text = ",".join(value) if isinstance(value, list) else getattr(value, "value", value)
+        env[env_name(spec)] = str(text)
+    return env
+
+
+@contextmanager
+def worker_processes(
+    settings: Settings, pool: str, count: int, log_dir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` real ``omics-events worker --pool POOL`` processes (threads, 2 each)."""
+    env = os.environ | settings_environment(settings) | {"PYTHONUNBUFFERED": "1"}
+    processes = []
+    for index in range(count):
+        with open(log_dir / f"{pool}-{index}.log", "wb") as log:
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "omics_events",
+                        "worker",
+                        "--pool",
+                        pool,
+                        "--pool-type",
+                        "threads",
+                        "--concurrency",
+                        "2",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+@pytest.fixture
+def import_world(
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    aws_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> Iterator[Callable[..., ImportWorld]]:
+    """Build the world: ``import_world(processes=2, faults={...}, **settings)``.
+
+    ``processes=0``: the imports pool runs in this process, in the one embedded worker (with
+    the archive pool).  ``processes=N``: N real ``omics-events worker --pool imports``
+    processes, each with its own app, limiter and Redis connections, and the embedded worker
+    archives only.  (One embedded worker per process: Celery workers share kombu's event loop.)
+    """
+    stack = ExitStack()
+
+    def build(
+        *,
+        processes: int = 0,
+        faults: dict[str, Any] | None = None,
+        metrics: bool = False,
+        **overrides: Any,
+    ) -> ImportWorld:
+        s3 = boto3.client("s3", endpoint_url=aws_env, region_name="us-east-1")
+        sqs = boto3.client("sqs", endpoint_url=aws_env, region_name="us-east-1")
+        sns = boto3.client("sns", endpoint_url=aws_env, region_name="us-east-1")
+        incoming, archive, outputs = unique("lab-in-"), unique("oe-arch-"), unique("oe-out-")
+        for name in (incoming, archive, outputs):
+            s3.create_bucket(Bucket=name)
+        queue_url = sqs.create_queue(
+            QueueName=unique("oe-imports-"), Attributes={"VisibilityTimeout": "10"}
+        )["QueueUrl"]
+        topic = sns.create_topic(Name=unique("oe-notices-"))["TopicArn"]
+        notices_url = sqs.create_queue(QueueName=unique("oe-notices-"))["QueueUrl"]
+        notices_arn = sqs.get_queue_attributes(QueueUrl=notices_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=notices_arn)
+
+        sim = Simulator(
+            seed=17,
+            speed=1000.0,
+            clock=SystemClock(),
+            queue_url=queue_url,
+            endpoint_url=aws_env,
+            output_bucket=outputs,
+            **(faults or {}),
+        )
+        server = SimulatorServer(sim)
+        monkeypatch.setenv("AWS_ENDPOINT_URL_OMICS", server.start())
+        stack.callback(server.stop)
+        values: dict[str, Any] = {
+            "database_url": pg_url,
+            "redis_url": redis_url,
+            "redis_key_prefix": redis_prefix,
+            "archive_uri": f"s3://{archive}/omics-run-events",
+            # long enough that a backlog is not re-published while it waits in Redis; deferred
+            # work (mate waits, retries, quota waits) does not depend on it
+            "outbox_redeliver_after": 60.0,
+            "task_retry_backoff_max": 2,
+            "import_sources": [f"s3://{incoming}/runs"],
+            "import_sequence_store_id": sim.sequence_store_id,
+            "import_role_arn": ROLE,
+            "import_reference_arn": REFERENCE,
+            "import_batch_window": 1.0,
+            "import_mate_wait": 60.0,
+            "import_retry_delay": 0.5,
+            "import_retry_delay_max": 2.0,
+            "import_quota_wait": 1.0,
+            "import_max_attempts": 8,
+            "import_notify_topic_arn": topic,
+            "metrics_enabled": metrics,
+            "metrics_namespace": unique("OmicsTest"),
+            "metrics_flush_interval": 0.5,
+            "alerts_topic_arn": topic,
+        }
+        values.update(overrides)
+        settings = make_settings(**values)
+        app = create_app(settings)
+        queues = ["archive"] if processes else ["archive", "imports"]
+        if metrics:
+            queues.append("metrics")  # the metrics pool (and the alerts) follow the log
+        stack.enter_context(
+            embedded_worker(app, queues, pool="threads", concurrency=4, hostname="embedded@test")
+        )
+        if processes:
+            stack.enter_context(worker_processes(settings, "imports", processes, tmp_path))
+        poller = Poller(
+            app,
+            PollerOptions(queue_urls=[queue_url], receivers=2, wait_seconds=1, sweep_interval=0.5),
+            report=lambda _snapshot: None,
+        )
+        thread = threading.Thread(target=poller.run, name="poller", daemon=True)
+        thread.start()
+        stack.callback(thread.join, 30)
+        stack.callback(poller.stop)
+        sim.start(interval=0.02)
+        stack.callback(sim.stop)
+        return ImportWorld(sim, settings, [app], incoming, sqs, notices_url, poller, queue_url)
+
+    yield build
+    stack.close()
+
+
+def _done(world: ImportWorld, drop: LabDrop) -> bool:
+    """The simulator holds every read set, and the pool has seen every job end (its events
+    can arrive after the read sets became ACTIVE) and owes nothing more."""
+    imported = world.imported()
+    if not all(uri in imported for uri in drop.sources):
+        return False
+    with world.engine.connect() as connection:
+        ours = set(
+            connection.execute(
+                select(import_sources.c.source_key).where(import_sources.c.outcome == "imported")
+            ).scalars()
+        )
+    return ours >= set(drop.sources) and world.imports_owed() == 0
+
+
+def quiescent(world: ImportWorld) -> bool:
+    """Nothing more will happen: the simulator is idle, every event it sent is in the log, and
+    the imports pool has handled (and folded) all of them."""
+    if not world.sim.is_idle():
+        return False
+    sent = {event["id"] for event in world.sim.delivered_events}
+    with world.engine.connect() as connection:
+        logged = set(
+            connection.execute(select(events.c.event_id).where(events.c.origin == "aws")).scalars()
+        )
+    return sent <= logged and world.imports_owed() == 0
+
+
+# --- the acceptance ---------------------------------------------------------------------------
+
+
+def test_three_hundred_files_each_valid_read_set_active_exactly_once(import_world) -> None:
+    world = import_world()
+    drop = lab_drop(world.incoming, pairs=100, bams=30, crams=25, ubams=15, singles=10, junk=20)
+    assert len(drop.uris) == 300
+    world.sim.drop_files(drop.uris)
+    wait_for(lambda: _done(world, drop), 150, "every valid read set ACTIVE")
+
+    imported = world.imported()
+    assert set(imported) == set(drop.sources)  # nothing else, junk included, was imported
+    for source1, source2 in drop.sources.items():
+        (read_set,) = imported[source1]  # exactly one ACTIVE read set per source
+        assert read_set["source2"] == source2  # FASTQ mates paired, singles alone
+    assert set(world.finished_sources().values()) == {1}
+    truth = world.sim.ground_truth()
+    assert max(len(job["sources"]) for job in truth["import_jobs"].values()) <= 100
+    assert truth["max_active_import_jobs"] <= 5
+
+    with world.engine.connect() as connection:
+        letters = (
+            connection.execute(select(dead_letters.c.reason).where(dead_letters.c.kind == "import"))
+            .scalars()
+            .all()
+        )
+        outcomes = Counter(connection.execute(select(import_sources.c.outcome)).scalars().all())
+        tokens = connection.execute(select(import_jobs.c.client_token)).scalars().all()
+    assert len(letters) == len(drop.junk)
+    for uri in drop.junk:  # every junk file reported by name
+        assert any(reason.startswith(f"{uri}: ") for reason in letters), uri
+    assert outcomes == {"imported": len(drop.sources), "rejected": len(drop.junk)}
+    # every job was started with a clientToken (botocore does not fill one in)
+    calls = world.sim.import_calls
+    assert calls and all(call["clientToken"] for call in calls)
+    assert len(tokens) == len(set(tokens)) == len(truth["import_jobs"])
+
+
+def test_transient_failures_retried_permanent_notified_within_quotas(import_world) -> None:
+    world = import_world(
+        processes=2,
+        faults={"transient_source_failure_rate": 0.2, "throttle": True, "import_quota": 5},
+        import_max_sources_per_job=8,
+    )
+    drop = lab_drop(world.incoming, pairs=40, bams=20, crams=10, ubams=10, seed=11)
+    broken = sorted(drop.sources)[::16][:5]  # these fail every attempt, for good
+    for uri in broken:
+        world.sim.plan_source_outcomes(uri, "permanent")
+    # a job someone else started: its failed sources are retried by the pool too
+    external = {
+        "sourceFiles": {"source1": f"s3://{world.incoming}/elsewhere/ext_1.fq.gz"},
+        "sourceFileType": "FASTQ",
+        "subjectId": "SUBJ-EXT",
+        "sampleId": "EXT-1",
+    }
+    world.sim.plan_source_outcomes(external["sourceFiles"]["source1"], "transient", "ok")
+    world.sim.add_import_job(sources=[external])
+    world.sim.drop_files(drop.uris)
+
+    expected = set(drop.sources) - set(broken) | {external["sourceFiles"]["source1"]}
+
+    def settled() -> bool:
+        imported = world.imported()
+        with world.engine.connect() as connection:
+            dead = set(
+                connection.execute(
+                    select(import_sources.c.source_key).where(import_sources.c.outcome == "dead")
+                ).scalars()
+            )
+        return expected <= set(imported) and dead == set(broken) and world.imports_owed() == 0
+
+    wait_for(settled, 150, "transient sources imported, permanent ones given up")
+
+    truth = world.sim.ground_truth()
+    failures: dict[str, set[str]] = {}
+    for job in truth["import_jobs"].values():
+        for source in job["sources"]:
+            if source["failure"]:
+                failures.setdefault(source["failure"], set()).add(source["source1"])
+    assert failures["transient"], "the fault rate should have failed some sources"
+    assert failures["transient"] <= expected  # every transient failure ended imported …
+    imported = world.imported()
+    assert all(len(imported[uri]) == 1 for uri in expected)  # … once
+    assert set(world.finished_sources().values()) == {1}  # no source imported twice
+    assert not set(broken) & set(imported)
+
+    # quotas: never more than 5 jobs at once, never more than 5 import calls in any second
+    assert truth["max_active_import_jobs"] <= 5
+    log = world.sim.request_log
+    for operation in IMPORT_OPS:
+        assert log.max_calls_per_second(operation, accepted_only=True) <= 5
+    both = sorted(r.at for op in IMPORT_OPS for r in log.records(op) if r.ok)
+    assert _max_in_window(both, 1.0) <= 5  # one budget for both operations
+    # the external job is outside our 5 slots, so HealthOmics may answer 402 now and then:
+    # such a plan waits and starts later with the same clientToken, it never fails
+    calls = world.sim.import_calls
+    started = {call["clientToken"] for call in calls if call["error"] is None}
+    for call in calls:
+        if call["error"] in {"ServiceQuotaExceededException", "ThrottlingException"}:
+            assert call["clientToken"] in started, call
+    assert len(truth["import_jobs"]) > 5  # the limits were exercised, not idle
+
+    with world.engine.connect() as connection:
+        letters = (
+            connection.execute(select(dead_letters.c.reason).where(dead_letters.c.kind == "import"))
+            .scalars()
+            .all()
+        )
+        retried = connection.execute(
+            select(func.count()).select_from(import_jobs).where(import_jobs.c.attempt > 1)
+        ).scalar_one()
+    assert retried >= 1
+    assert len(letters) == len(broken)
+    for uri in broken:
+        assert any(uri in reason and "permanent" in reason for reason in letters), uri
+
+    def notified() -> set[str]:
+        text = "\n".join(n.get("Message", "") for n in seen)
+        return {uri for uri in broken if uri in text}
+
+    seen: list[dict[str, Any]] = []
+    wait_for(lambda: seen.extend(world.notices()) or notified() == set(broken), 30, "SNS")
+    assert all("What to do" in n["Message"] for n in seen)
+
+    # the projections are folds: emptied and folded again from the log, they are the same
+    wait_for(lambda: quiescent(world), 60, "every event the simulator sent is folded")
+    with world.engine.begin() as connection:
+        live = import_projections.snapshot(connection)
+        folded = import_projections.rebuild(connection)
+        rebuilt = import_projections.snapshot(connection)
+    assert folded > len(drop.uris)
+    assert rebuilt == live
+    sources = {row[0]: row for row in live["import_sources"]}
+    assert set(sources) >= expected | set(broken)
+
+
+# --- pairing, sidecars, projections -----------------------------------------------------------
+
+
+def test_late_mate_is_reported_then_still_paired(import_world) -> None:
+    world = import_world(import_mate_wait=1.0)
+    r1 = f"s3://{world.incoming}/runs/SUBJ-9/LATE/LATE_R1.fastq.gz"
+    r2 = f"s3://{world.incoming}/runs/SUBJ-9/LATE/LATE_R2.fastq.gz"
+    world.sim.drop_files([r1])
+
+    def outcome() -> str | None:
+        with world.engine.connect() as connection:
+            return connection.execute(
+                select(import_sources.c.outcome).where(import_sources.c.source_key == r1)
+            ).scalar_one_or_none()
+
+    wait_for(lambda: outcome() == "orphaned" and world.imports_owed() == 0, 60, "mate missing")
+    with world.engine.connect() as connection:
+        (reason,) = connection.execute(
+            select(dead_letters.c.reason).where(dead_letters.c.kind == "import")
+        ).scalars()
+    assert r2 in reason and "did not arrive" in reason
+    assert world.imported() == {}
+
+    world.sim.drop_files([r2])
+    wait_for(lambda: r1 in world.imported() and world.imports_owed() == 0, 60, "late pair")
+    ((read_set,),) = world.imported().values()
+    assert read_set["source2"] == r2 and read_set["sampleId"] == "LATE"
+
+
+def test_sidecar_manifests_name_the_ids(import_world, s3) -> None:
+    world = import_world(import_ids_from="sidecar", import_mate_wait=20.0)
+    base = f"s3://{world.incoming}/runs/flat"
+    early = f"{base}/tumour.cram"
+    late = f"{base}/normal.bam"
+    invalid = f"{base}/broken.bam"
+    manifest = {
+        "subjectId": "PT-7",
+        "sampleId": "TUMOUR-7",
+        "referenceArn": REFERENCE,
+        "description": "tumour biopsy",
+    }
+    world.sim.drop_files([(f"{early}.json", json.dumps(manifest).encode()), early])
+    world.sim.drop_files([late, (f"{invalid}.json", b'{"subjectId": ""}'), invalid])
+    wait_for(lambda: early in world.imported(), 60, "sidecar import")
+    # the late file waits for its manifest; when it lands, the file goes at once
+    world.sim.drop_files(
+        [(f"{late}.json", json.dumps({"subjectId": "PT-7", "sampleId": "NORMAL-7"}).encode())]
+    )
+    wait_for(lambda: late in world.imported() and world.imports_owed() == 0, 60, "late sidecar")
+    imported = world.imported()
+    assert imported[early][0]["sampleId"] == "TUMOUR-7"
+    assert imported[late][0]["sampleId"] == "NORMAL-7"
+    assert invalid not in imported
+    with world.engine.connect() as connection:
+        (reason,) = connection.execute(
+            select(dead_letters.c.reason).where(dead_letters.c.kind == "import")
+        ).scalars()
+        samples = dict(
+            connection.execute(select(read_sets.c.source_key, read_sets.c.sample_id)).all()
+        )
+    assert reason.startswith(f"{invalid}: sidecar manifest") and "not valid" in reason
+    assert samples == {early: "TUMOUR-7", late: "NORMAL-7"}
+    jobs = world.sim.ground_truth()["import_jobs"].values()
+    (tumour,) = [s for job in jobs for s in job["sources"] if s["source1"] == early]
+    assert tumour["sampleId"] == "TUMOUR-7"
+
+
+# --- the pieces -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "file_type", "mate"),
+    [
+        ("HG002_S1_L001_R1_001.fastq.gz", "read", "FASTQ", "R1"),
+        ("HG002_S1_L001_R2_001.fastq.gz", "read", "FASTQ", "R2"),
+        ("SRR1_1.fq.gz", "read", "FASTQ", "R1"),
+        ("sample.fastq", "read", "FASTQ", None),
+        ("sample.bam", "read", "BAM", None),
+        ("sample.unaligned.bam", "read", "UBAM", None),
+        ("sample.ubam", "read", "UBAM", None),
+        ("sample.CRAM", "read", "CRAM", None),
+        ("sample.bam.bai", "companion", None, None),
+        ("sample.cram.crai", "companion", None, None),
+        ("sample.bam.json", "companion", None, None),
+        ("notes.docx", "junk", None, None),
+        ("reads.fastq.zip", "junk", None, None),
+        (".DS_Store", "junk", None, None),
+    ],
+)
+def test_file_names_are_classified(name, kind, file_type, mate) -> None:
+    found = classify_name(name, ".json")
+    assert (found.kind, found.file_type, found.mate) == (kind, file_type, mate)
+    if mate:
+        assert classify_name(found.mate_name or "").source1_name == found.source1_name
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ("Internal service error, please retry the import.", "transient"),
+        ("Throttling: rate exceeded while reading the source file, please retry.", "transient"),
+        ("Request timed out while reading the source file, please retry.", "transient"),
+        ("Access denied to s3://lab/internal/x.bam", "permanent"),
+        ("The file is not a valid BAM file.", "permanent"),
+        ("Source file not found: s3://lab/timeouts/x.bam", "permanent"),
+        ("Internal error while reading s3://invalid-runs/x.bam", "transient"),
+        ("Something nobody documented", "transient"),
+    ],
+)
+def test_failure_messages_are_classified(message, expected) -> None:
+    assert classify_failure(message) == expected
+
+
+def test_concurrency_limit_is_shared_through_redis(make_settings, redis_url, redis_prefix):
+    settings = make_settings(redis_url=redis_url, redis_key_prefix=redis_prefix)
+    one = ConcurrencyLimiter.from_settings(settings, "jobs", limit=2, ttl=30)
+    two = ConcurrencyLimiter.from_settings(settings, "jobs", limit=2, ttl=30)
+    assert one.acquire("a") and two.acquire("b")
+    assert not one.acquire("c") and not two.acquire("c")
+    assert two.acquire("a")  # renewing one's own slot never takes a second one
+    one.release("a")
+    assert two.acquire("c")
+    assert sorted(one.holders()) == ["b", "c"]
+    short = ConcurrencyLimiter.from_settings(settings, "short", limit=1, ttl=0.05)
+    assert short.acquire("lost-event")
+    wait_for(lambda: short.acquire("next"), 5, "an expired lease frees its slot")

@@ -1,0 +1,84 @@
+"""Issue #3's acceptance: the simulator's event stream through SQS, the poller and the pools."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from eventlog.tables import events
+from producers.poller import Poller, PollerOptions
+from producers.simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
+from schemas.settings import Settings
+from tests.conftest import unique
+from tests.test_archive_pipeline import object_keys, wait_for
+from tests.test_poller import queue_depth
+from workers import create_app, embedded_worker
+
+
+@pytest.mark.slow
+def test_two_thousand_simulated_events_with_duplicates_and_reordering(
+    pipeline_settings: Settings, aws_env: str, s3: Any, bucket: str
+) -> None:
+    # this test is about intake and archive: runs owe no enrichment here (no enrich worker
+    # runs), so the sweeper has no unconsumed work to keep re-publishing
+    settings = pipeline_settings.model_copy(
+        update={"enrich_runs": False, "outbox_redeliver_after": 300.0}
+    )
+    app = create_app(settings)
+    sqs = app.runtime.aws.sqs
+    queue_url = sqs.create_queue(QueueName=unique("oe-sim-"))["QueueUrl"]
+    outputs = unique("oe-outputs-")
+    s3.create_bucket(Bucket=outputs)
+    sim = Simulator(
+        seed=11,
+        speed=400.0,
+        clock=SystemClock(),
+        queue_url=queue_url,
+        endpoint_url=aws_env,
+        output_bucket=outputs,
+        duplicate_rate=0.1,
+        reorder_rate=0.1,
+    )
+    realistic_mix(sim, runs=66, tasks_per_run=(6, 10), import_jobs=4, stagger=30.0)
+    poller = Poller(
+        app, PollerOptions(queue_urls=[queue_url], receivers=3, wait_seconds=1, sweep_interval=5)
+    )
+    thread = threading.Thread(target=poller.run, daemon=True)
+    with SimulatorServer(sim), embedded_worker(app, ["archive"], pool="threads", concurrency=4):
+        thread.start()
+        sim.start()
+        try:
+            wait_for(lambda: sim.all_terminal() and sim.next_due() is None, 300, "simulation")
+        finally:
+            sim.stop()
+        sim.drain()
+        distinct = {event["id"] for event in sim.delivered_events}
+        assert len(distinct) >= 2000, len(distinct)
+        stats = sim.delivery_stats
+        assert sum(stats.duplicated.values()) > 0 and sum(stats.reordered.values()) > 0
+
+        def archived() -> int:
+            with app.runtime.engine.connect() as connection:
+                return int(
+                    connection.execute(
+                        select(func.count())
+                        .select_from(events)
+                        .where(events.c.detail_type == "Event Archived")
+                    ).scalar_one()
+                )
+
+        wait_for(lambda: archived() == len(distinct), 300, "every event archived")
+        wait_for(lambda: queue_depth(sqs, queue_url) == (0, 0), 120, "queue drained")
+        poller.stop()
+        thread.join(30)
+    with app.runtime.engine.connect() as connection:
+        logged = {
+            row.event_id
+            for row in connection.execute(select(events.c.event_id).where(events.c.origin == "aws"))
+        }
+    assert logged == distinct  # every distinct event exactly once (event_id is unique)
+    assert len(object_keys(s3, bucket)) == 2 * len(distinct)  # raw + flattened, no extras
+    assert poller.stats.snapshot()["duplicates"] >= sum(stats.duplicated.values())
