@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Iterable
@@ -37,12 +36,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from producers.http_thread import ThreadedHttpServer
 
 CALLBACK_PATH = "/internal/callbacks/omics-state-change"
 KEY_HEADER = "x-internal-api-key"
@@ -120,8 +119,6 @@ class Ngs360Receiver:
         auto_register: bool = False,
     ) -> None:
         self.api_key = api_key
-        self.host = host
-        self.port = port
         self.auto_register = auto_register
         self._lock = threading.Lock()
         self._runs: dict[str, WesRun] = {}
@@ -129,9 +126,14 @@ class Ngs360Receiver:
         self._fail_status: int | None = None
         self._fail_until: float | None = None
         self._delay = 0.0
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._socket: socket.socket | None = None
+        self._http = ThreadedHttpServer(
+            self._app(),
+            host=host,
+            port=port,
+            name="ngs360-receiver",
+            health_path="/_receiver/health",
+            backlog=256,
+        )
 
     # -- setup ------------------------------------------------------------------------------
 
@@ -329,59 +331,23 @@ class Ngs360Receiver:
     # -- serving ----------------------------------------------------------------------------
 
     @property
+    def host(self) -> str:
+        return self._http.host
+
+    @property
+    def port(self) -> int:
+        return self._http.port
+
+    @property
     def url(self) -> str:
-        if self._socket is None:
-            raise RuntimeError("receiver not started")
-        return f"http://{self.host}:{self.port}"
+        return self._http.url
 
     def start(self, timeout: float = 10.0) -> str:
         """Serve from a daemon thread; returns the base URL once it answers."""
-        if self._thread is not None:
-            return self.url
-        # IPPROTO_TCP: uvicorn then sets TCP_NODELAY, or keep-alive answers wait ~40 ms
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(256)
-        self._socket = sock
-        self.port = int(sock.getsockname()[1])
-        config = uvicorn.Config(
-            self._app(),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run,
-            kwargs={"sockets": [sock]},
-            name="ngs360-receiver",
-            daemon=True,
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/_receiver/health", timeout=1.0).status_code == 200:
-                    return self.url
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                self.stop()
-                raise RuntimeError("the NGS360 receiver did not start")
-            time.sleep(0.02)
+        return self._http.start(timeout)
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._socket is not None:
-            self._socket.close()
-        self._server = None
-        self._thread = None
-        self._socket = None
+        self._http.stop()
 
     def __enter__(self) -> Ngs360Receiver:
         self.start()
