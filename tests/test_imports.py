@@ -33,8 +33,9 @@ from eventlog.tables import dead_letters, events, import_jobs, import_sources, o
 from producers.poller import Poller, PollerOptions
 from producers.simulator import Simulator, SimulatorServer, SystemClock
 from producers.simulator.requestlog import _max_in_window
+from producers.stack import settings_environment
 from schemas.imports import classify_failure, classify_name
-from schemas.settings import Settings, env_name
+from schemas.settings import Settings
 from tests.conftest import REPO, unique
 from tests.test_archive_pipeline import wait_for
 from workers import create_app, embedded_worker
@@ -165,19 +166,6 @@ class ImportWorld:
                 if source["status"] == "FINISHED":
                     counts[source["source1"]] += 1
         return counts
-
-
-def settings_environment(settings: Settings) -> dict[str, str]:
-    """The environment variables that give a worker process exactly these settings."""
-    env: dict[str, str] = {}
-    for name, spec in Settings.model_fields.items():
-        value = getattr(settings, name)
-        default = spec.default_factory() if spec.default_factory else spec.default  # type: ignore[call-arg]
-        if value == default or value is None:
-            continue
-        text = ",".join(value) if isinstance(value, list) else getattr(value, "value", value)
-        env[env_name(spec)] = str(text)
-    return env
 
 
 @contextmanager
@@ -546,15 +534,21 @@ def test_sidecar_manifests_name_the_ids(import_world, s3) -> None:
     assert imported[early][0]["sampleId"] == "TUMOUR-7"
     assert imported[late][0]["sampleId"] == "NORMAL-7"
     assert invalid not in imported
+
+    def samples() -> dict[str | None, str | None]:
+        with world.engine.connect() as connection:
+            query = select(read_sets.c.source_key, read_sets.c.sample_id)
+            return dict(connection.execute(query).all())
+
+    # a read set's own events can be folded before the import job's end event names its
+    # source, so wait for both read sets to be tied to their sources
+    wait_for(lambda: set(samples()) == {early, late}, 60, "read sets tied to their sources")
     with world.engine.connect() as connection:
         (reason,) = connection.execute(
             select(dead_letters.c.reason).where(dead_letters.c.kind == "import")
         ).scalars()
-        samples = dict(
-            connection.execute(select(read_sets.c.source_key, read_sets.c.sample_id)).all()
-        )
     assert reason.startswith(f"{invalid}: sidecar manifest") and "not valid" in reason
-    assert samples == {early: "TUMOUR-7", late: "NORMAL-7"}
+    assert samples() == {early: "TUMOUR-7", late: "NORMAL-7"}
     jobs = world.sim.ground_truth()["import_jobs"].values()
     (tumour,) = [s for job in jobs for s in job["sources"] if s["source1"] == early]
     assert tumour["sampleId"] == "TUMOUR-7"
