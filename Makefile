@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Tests are parallel-safe (own database, Redis prefix, buckets, ports): one worker per core.
+PYTEST_ARGS ?= -n auto
 
 .PHONY: demo test lint fmt docs bench clean install
 

@@ -11,14 +11,13 @@ wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -60,6 +59,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _alembic_config() -> Config:
+    # Alembic is imported where it is used: importing it costs half a second, which every
+    # process that only reads or folds the log (a rebuild's fold processes) would pay
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -67,12 +70,16 @@ def _alembic_config() -> Config:
 
 def head_revision() -> str | None:
     """The code's migration head(s), comma-joined when branches exist."""
+    from alembic.script import ScriptDirectory
+
     heads = ScriptDirectory.from_config(_alembic_config()).get_heads()
     return ",".join(sorted(heads)) or None
 
 
 def current_revision(engine: Engine) -> str | None:
     """The database's revision(s), comma-joined like :func:`head_revision`."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         heads = MigrationContext.configure(connection).get_current_heads()
     return ",".join(sorted(heads)) or None
@@ -80,6 +87,8 @@ def current_revision(engine: Engine) -> str | None:
 
 def upgrade(engine: Engine, revision: str = "heads") -> str | None:
     """Apply migrations up to ``revision``; returns the revision the database is now at."""
+    from alembic import command
+
     config = _alembic_config()
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -30,7 +30,7 @@ them; the second fold changes nothing).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -74,15 +74,18 @@ class Projection:
 
 class LogFold:
     """Folds a long run of the log into the projections of ``only`` (all by default), batch
-    by batch, for a rebuild: a projection module with a ``Reducer`` (``add(events)``,
-    ``write(connection)``) reduces the whole run in memory and writes once at :meth:`finish`;
+    by batch, for a rebuild: a projection module with a ``Reducer`` (``Reducer(connection)``,
+    ``add(events)``, ``write(connection)``; it may read the rows already stored through the
+    connection it is given) reduces the whole run in memory and writes once at :meth:`finish`;
     the others fold each batch as it comes, exactly as :func:`apply_all` does."""
 
     def __init__(self, connection: Connection, only: Collection[str] | None = None) -> None:
         self.connection = connection
         self.projections = selected(only)
         self.reducers = {
-            p.name: p.module.Reducer() for p in self.projections if hasattr(p.module, "Reducer")
+            p.name: p.module.Reducer(connection)
+            for p in self.projections
+            if hasattr(p.module, "Reducer")
         }
 
     def fold(self, events: Sequence[Any]) -> None:
@@ -94,9 +97,33 @@ class LogFold:
                 folds = projection.module.FOLDS
                 reducer.add(event for event in events if event.detail_type in folds)
 
+    def merges(self, table: str) -> bool:
+        """Can rows of ``table`` folded from another part of the log be merged into this fold
+        (:meth:`merge`)?  Only a projection whose reducer has ``merge_rows``: its rows are
+        merges of facts, the same whatever ranges of the log they were reduced in."""
+        return any(
+            table in {t.name for t in p.tables} and hasattr(self.reducers.get(p.name), "merge_rows")
+            for p in self.projections
+        )
+
+    def merge(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+        """Merge rows of ``table`` folded from another part of the log (see :meth:`merges`)."""
+        for projection in self.projections:
+            for owned in projection.tables:
+                if owned.name == table:
+                    self.reducers[projection.name].merge_rows(owned, rows)
+                    return
+        raise ValueError(f"{table} is not a table of this fold")
+
     def finish(self) -> None:
         for reducer in self.reducers.values():
             reducer.write(self.connection)
+
+
+def splittable(projection: Projection) -> bool:
+    """May a rebuild fold this projection's events in ranges of the log, side by side, and
+    merge the rows (:meth:`LogFold.merges`)?"""
+    return hasattr(getattr(projection.module, "Reducer", None), "merge_rows")
 
 
 PROJECTIONS: tuple[Projection, ...] = (

@@ -1,10 +1,10 @@
 """Read models folded from the log: ``runs`` and ``deliveries``.
 
 Why folds: the log is the truth and every piece of derived state must be rebuildable from it
-(DESIGN.md §3 step 6).  :func:`apply` takes one stored event and updates the projections it
-concerns; :func:`eventlog.store.append_many` calls it for every *new* event inside the appending
+(DESIGN.md §3 step 6).  :func:`apply_many` takes stored events and updates the projections they
+concern; :func:`eventlog.store.append_many` calls it for the *new* events inside the appending
 transaction, so a projection is never behind or ahead of the log, and a later ``rebuild`` drops
-the tables and calls :func:`apply` again for every event in log order.
+the tables and folds every event again in log order, through the same :class:`Reducer`.
 
 Why the result does not depend on arrival order: EventBridge delivers out of order and twice,
 and the pipeline appends its own facts (*Run Enriched*, *Callback Delivered*) in whatever order
@@ -33,11 +33,11 @@ refuse an event the log accepted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 
 from eventlog.tables import deliveries, runs
 from eventlog.tables import dialect_insert as _insert
@@ -136,15 +136,45 @@ def _detail(payload: dict[str, Any]) -> dict[str, Any]:
     return detail if isinstance(detail, dict) else {}
 
 
+# --- the folds, in memory ---------------------------------------------------------------------
+#
+# Why in memory: folding event by event in SQL cost two statements per run status event (a read
+# and an insert or update, ≈ 250 µs each, mostly SQLAlchemy building them), the whole critical
+# path of a rebuild.  So a :class:`Reducer` reads the stored rows of the runs a batch concerns
+# once, runs the folds below on those rows as dicts — the same decisions, event by event, in
+# log order, that the SQL fold made — and writes every changed row once.  The live path
+# (:func:`apply_many`, one batch), a single event (:func:`apply`) and a whole-log rebuild (one
+# reducer for the log, :class:`eventlog.projection_set.LogFold`) all go through it, so they
+# cannot disagree.
 
-def _run_row(connection: Connection, run_uuid: str) -> Any:
-    return connection.execute(select(runs).where(runs.c.run_uuid == run_uuid)).one_or_none()
+Row = dict[str, Any]
+#: Every column of a ``runs`` row: a new row starts with all of them None.
+RUN_COLUMNS = tuple(column.name for column in runs.columns)
+#: Runs read per statement (an IN list; far below SQLite's bound-parameter limit).
+LOOKUP = 500
+#: Rows per INSERT of an executemany: psycopg re-parses every long statement, at a cost that
+#: grows faster than its length (eventlog/resource_projections.py).
+PAGE = 100
 
 
-# --- the folds --------------------------------------------------------------------------------
+def _status_run(event: Any) -> str | None:
+    """The run a status event or an enrichment is about (None: not a run fact)."""
+    run_uuid = _text(_detail(event.payload).get("uuid")) or event.resource_id
+    return run_uuid if run_uuid and len(run_uuid) <= MAX_UUID else None
 
 
-def _fold_status(connection: Connection, event: Any) -> None:
+def _callback_run(event: Any) -> str | None:
+    """The run a callback fact is about (cut, not refused, when too long: it is a delivery)."""
+    return _text(_detail(event.payload).get("uuid"), MAX_UUID) or event.resource_id
+
+
+def _new_run(run_uuid: str, **values: Any) -> Row:
+    row = dict.fromkeys(RUN_COLUMNS)
+    row.update(values, run_uuid=run_uuid)
+    return row
+
+
+def _fold_status(reducer: Reducer, event: Any) -> None:
     detail = _detail(event.payload)
     run_uuid = _text(detail.get("uuid")) or event.resource_id
     status = (_text(detail.get("status")) or event.status or "").upper()
@@ -161,11 +191,11 @@ def _fold_status(connection: Connection, event: Any) -> None:
         "workflow_name": _text(detail.get("workflowName"), 256),
         "run_output_uri": _text(detail.get("runOutputUri")),
     }
-    row = _run_row(connection, run_uuid)
+    row = reducer.rows.get(run_uuid)
     if row is None:
-        connection.execute(
-            _insert(connection, runs).values(
-                run_uuid=run_uuid,
+        reducer.put(
+            _new_run(
+                run_uuid,
                 status=status,
                 status_rank=rank,
                 status_time=when,
@@ -178,67 +208,65 @@ def _fold_status(connection: Connection, event: Any) -> None:
             )
         )
         return
-    changes: dict[str, Any] = {}
-    current = (row.status_rank, _utc(row.status_time), row.status_event_id)
+    changes: Row = {}
+    current = (row["status_rank"], row["status_time"], row["status_event_id"])
     if status_beats((rank, when, event.event_id), current):
         changes.update(
             status=status, status_rank=rank, status_time=when, status_event_id=event.event_id
         )
     for name, value in facts.items():
-        if value is not None and getattr(row, name) is None:
+        if value is not None and row[name] is None:
             changes[name] = value
-    if seen < _utc(row.first_seen_at):
+    if seen < row["first_seen_at"]:
         changes["first_seen_at"] = seen
-    if seen > _utc(row.last_seen_at):
+    if seen > row["last_seen_at"]:
         changes["last_seen_at"] = seen
-    if (when, event.event_id) > (_utc(row.last_event_time), row.last_event_id):
+    if (when, event.event_id) > (row["last_event_time"], row["last_event_id"]):
         changes.update(last_event_time=when, last_event_id=event.event_id)
     if changes:
-        connection.execute(update(runs).where(runs.c.run_uuid == run_uuid).values(**changes))
+        reducer.change(row, changes)
 
 
-def _fold_enriched(connection: Connection, event: Any) -> None:
+def _fold_enriched(reducer: Reducer, event: Any) -> None:
     detail = _detail(event.payload)
     run_uuid = _text(detail.get("uuid")) or event.resource_id
     if not run_uuid or len(run_uuid) > MAX_UUID or not detail.get("fromApi"):
         return  # no HealthOmics answer behind it: it must not overwrite one that had
-    row = _run_row(connection, run_uuid)
+    row = reducer.rows.get(run_uuid)
     if row is None:
         return  # the status event always lands first; a stray enrichment is not a run
     status = (_text(detail.get("status")) or "").upper()
     cause_time = parse_time(detail.get("eventTime")) or _utc(event.event_time)
     cause_id = _text(detail.get("causeEventId")) or event.caused_by or event.event_id
     key = (rank_of(status), cause_time, cause_id)
-    if row.enriched_rank is not None and not status_beats(
-        key, (row.enriched_rank, _utc(row.enriched_time), row.enriched_event_id or "")
+    if row["enriched_rank"] is not None and not status_beats(
+        key, (row["enriched_rank"], row["enriched_time"], row["enriched_event_id"] or "")
     ):
         return
     tags = detail.get("tags") if isinstance(detail.get("tags"), dict) else None
-    connection.execute(
-        update(runs)
-        .where(runs.c.run_uuid == run_uuid)
-        .values(
-            enriched_event_id=cause_id,
-            enriched_rank=key[0],
-            enriched_time=cause_time,
-            wes_run_id=_text(detail.get("wesRunId"), 256),
-            tags=tags,
-            run_name=_text(detail.get("runName"), 256) or row.run_name,
-            workflow_id=_text(detail.get("workflowId"), 64) or row.workflow_id,
-            workflow_name=_text(detail.get("workflowName"), 256) or row.workflow_name,
-            run_group_id=_text(detail.get("runGroupId"), 64),
-            run_output_uri=_text(detail.get("runOutputUri")) or row.run_output_uri,
-            creation_time=parse_time(detail.get("creationTime")),
-            start_time=parse_time(detail.get("startTime")),
-            stop_time=parse_time(detail.get("stopTime")),
-            duration_seconds=detail.get("durationSeconds")
-            if isinstance(detail.get("durationSeconds"), int | float)
-            else None,
-            status_message=_text(detail.get("statusMessage")),
-            failure_reason=_text(detail.get("failureReason"), 256),
-            output_mapping=detail.get("outputMapping"),
-            log_urls=detail.get("logUrls"),
-        )
+    duration = detail.get("durationSeconds")
+    reducer.change(
+        row,
+        {
+            "enriched_event_id": cause_id,
+            "enriched_rank": key[0],
+            "enriched_time": cause_time,
+            "wes_run_id": _text(detail.get("wesRunId"), 256),
+            "tags": tags,
+            "run_name": _text(detail.get("runName"), 256) or row["run_name"],
+            "workflow_id": _text(detail.get("workflowId"), 64) or row["workflow_id"],
+            "workflow_name": _text(detail.get("workflowName"), 256) or row["workflow_name"],
+            "run_group_id": _text(detail.get("runGroupId"), 64),
+            "run_output_uri": _text(detail.get("runOutputUri")) or row["run_output_uri"],
+            "creation_time": parse_time(detail.get("creationTime")),
+            "start_time": parse_time(detail.get("startTime")),
+            "stop_time": parse_time(detail.get("stopTime")),
+            "duration_seconds": duration if isinstance(duration, int | float) else None,
+            "status_message": _text(detail.get("statusMessage")),
+            "failure_reason": _text(detail.get("failureReason"), 256),
+            "output_mapping": detail.get("outputMapping"),
+            "log_urls": detail.get("logUrls"),
+        },
     )
 
 
@@ -248,60 +276,56 @@ def _outcome(detail_type: str, detail: dict[str, Any]) -> str:
     return CALLBACK_OUTCOMES[detail_type]
 
 
-def _fold_callback(connection: Connection, event: Any) -> None:
+def _fold_callback(reducer: Reducer, event: Any) -> None:
     detail = _detail(event.payload)
     sent_id = _text(detail.get("eventId"), 256) or event.caused_by or event.event_id
-    run_uuid = _text(detail.get("uuid"), 64) or event.resource_id
+    run_uuid = _text(detail.get("uuid"), MAX_UUID) or event.resource_id
     status = (_text(detail.get("status")) or "").upper() or None
     http_status = detail.get("httpStatus")
     attempts = detail.get("attempts")
-    connection.execute(
-        _insert(connection, deliveries)
-        .values(
-            delivery_id=event.event_id,
-            event_id=sent_id,
-            caused_by=event.caused_by,
-            run_uuid=run_uuid,
-            run_id=_text(detail.get("runId"), 32),
-            wes_run_id=_text(detail.get("wesRunId"), 256),
-            status=status,
-            outcome=_outcome(event.detail_type, detail),
-            http_status=http_status if isinstance(http_status, int) else None,
-            response_body=_text(detail.get("responseBody"), 2000),
-            attempts=attempts if isinstance(attempts, int) else 1,
-            url=_text(detail.get("url"), 2048),
-            reason=_text(detail.get("reason"), 4000),
-            created_at=_utc(event.event_time),
-        )
-        .on_conflict_do_nothing(index_elements=["delivery_id"])
+    reducer.deliveries.setdefault(  # the first fact of an id stands, as ON CONFLICT DO NOTHING
+        event.event_id,
+        {
+            "delivery_id": event.event_id,
+            "event_id": sent_id,
+            "caused_by": event.caused_by,
+            "run_uuid": run_uuid,
+            "run_id": _text(detail.get("runId"), 32),
+            "wes_run_id": _text(detail.get("wesRunId"), 256),
+            "status": status,
+            "outcome": _outcome(event.detail_type, detail),
+            "http_status": http_status if isinstance(http_status, int) else None,
+            "response_body": _text(detail.get("responseBody"), 2000),
+            "attempts": attempts if isinstance(attempts, int) else 1,
+            "url": _text(detail.get("url"), 2048),
+            "reason": _text(detail.get("reason"), 4000),
+            "created_at": _utc(event.event_time),
+        },
     )
     if event.detail_type != CALLBACK_DELIVERED or not run_uuid or not rank_of(status):
         return
-    row = _run_row(connection, run_uuid)
+    row = reducer.rows.get(run_uuid)
     if row is None:
         return
     sent_time = parse_time(detail.get("eventTime")) or _utc(event.event_time)
     key = (rank_of(status), sent_time, sent_id)
-    if row.callback_rank is not None and not status_beats(
-        key, (row.callback_rank, _utc(row.callback_event_time), row.callback_event_id or "")
+    if row["callback_rank"] is not None and not status_beats(
+        key, (row["callback_rank"], row["callback_event_time"], row["callback_event_id"] or "")
     ):
         return
-    connection.execute(
-        update(runs)
-        .where(runs.c.run_uuid == run_uuid)
-        .values(
-            callback_status=status,
-            callback_rank=key[0],
-            callback_event_id=sent_id,
-            callback_event_time=sent_time,
-            callback_delivered_at=_utc(event.event_time),
-        )
+    reducer.change(
+        row,
+        {
+            "callback_status": status,
+            "callback_rank": key[0],
+            "callback_event_id": sent_id,
+            "callback_event_time": sent_time,
+            "callback_delivered_at": _utc(event.event_time),
+        },
     )
 
 
-#: detail-type -> its fold.  Other pools add theirs here; an unlisted detail-type folds to
-#: nothing (every event is still in the log).
-FOLDS: dict[str, Callable[[Connection, Any], None]] = {
+_IN_MEMORY: dict[str, Callable[[Reducer, Any], None]] = {
     RUN_STATUS_CHANGE: _fold_status,
     RUN_STATUS_RECONCILED: _fold_status,
     RUN_ENRICHED: _fold_enriched,
@@ -311,21 +335,117 @@ FOLDS: dict[str, Callable[[Connection, Any], None]] = {
     CALLBACK_SUPERSEDED: _fold_callback,
 }
 
-#: Projection tables in the order a rebuild empties them.
-TABLES = (deliveries, runs)
+
+def is_run_fact(event: Any) -> bool:
+    """Only HealthOmics' own run events (source ``aws.omics``) and the pipeline's facts are
+    folded: a look-alike from another source is not a run fact."""
+    if event.detail_type not in _IN_MEMORY:
+        return False
+    if event.detail_type == RUN_STATUS_CHANGE:
+        return bool(event.source == "aws.omics")
+    return bool(event.origin == "pipeline")
+
+
+def _run_of(event: Any) -> str | None:
+    if event.detail_type in CALLBACK_OUTCOMES:
+        return _callback_run(event)
+    return _status_run(event)
+
+
+class Reducer:
+    """Folds events into ``runs``/``deliveries`` rows held in memory and writes each changed row
+    once (:meth:`write`).
+
+    ``connection`` is where the rows already stored are read from, once per run, the first time
+    a batch mentions it (None: nothing is stored, as in a fresh scratch table).  Between
+    :meth:`add` and :meth:`write` the caller must hold the append lock (or be the only writer),
+    as for any fold.
+    """
+
+    def __init__(self, connection: Connection | None = None) -> None:
+        self.connection = connection
+        #: run uuid -> its row; None: looked up, no such run (yet).
+        self.rows: dict[str, Row | None] = {}
+        self.stored: set[str] = set()  # rows the database has: updated, not inserted
+        self.changed: dict[str, Row] = {}  # rows to write, by run uuid
+        self.deliveries: dict[str, Row] = {}  # by delivery id, in log order
+
+    def put(self, row: Row) -> None:
+        self.rows[row["run_uuid"]] = row
+        self.changed[row["run_uuid"]] = row
+
+    def change(self, row: Row, changes: Row) -> None:
+        row.update(changes)
+        self.changed[row["run_uuid"]] = row
+
+    def add(self, events: Iterable[Any]) -> None:
+        """Fold events, in the order given (log order)."""
+        batch = [event for event in events if is_run_fact(event)]
+        unknown = {run for run in map(_run_of, batch) if run and run not in self.rows}
+        if unknown:
+            self._load(unknown)
+        for event in batch:
+            _IN_MEMORY[event.detail_type](self, event)
+
+    def _load(self, keys: set[str]) -> None:
+        self.rows.update(dict.fromkeys(keys))
+        if self.connection is None:
+            return
+        wanted = sorted(key for key in keys if len(key) <= MAX_UUID)  # no longer key is stored
+        for start in range(0, len(wanted), LOOKUP):
+            query = select(runs).where(runs.c.run_uuid.in_(wanted[start : start + LOOKUP]))
+            for stored in self.connection.execute(query):
+                row = {
+                    name: _utc(value) if isinstance(value, datetime) else value
+                    for name, value in stored._mapping.items()
+                }
+                self.rows[row["run_uuid"]] = row
+                self.stored.add(row["run_uuid"])
+
+    def write(self, connection: Connection) -> None:
+        """Insert the new rows, update the changed ones, insert the deliveries (first fact of an
+        id wins, as before); then the reducer can go on from where it stands."""
+        new = [row for key, row in sorted(self.changed.items()) if key not in self.stored]
+        old = [row for key, row in sorted(self.changed.items()) if key in self.stored]
+        if new:
+            connection.execute(insert(runs).execution_options(insertmanyvalues_page_size=PAGE), new)
+        if old:
+            connection.execute(
+                update(runs).where(runs.c.run_uuid == bindparam("key_run_uuid")),
+                [
+                    {"key_run_uuid": row["run_uuid"],
+                     **{name: value for name, value in row.items() if name != "run_uuid"}}
+                    for row in old
+                ],
+            )
+        if self.deliveries:
+            connection.execute(
+                _insert(connection, deliveries)
+                .on_conflict_do_nothing(index_elements=["delivery_id"])
+                .execution_options(insertmanyvalues_page_size=PAGE),
+                list(self.deliveries.values()),
+            )
+        self.stored.update(self.changed)
+        self.changed.clear()
+        self.deliveries.clear()
+
+
+def apply_many(connection: Connection, events: Sequence[Any]) -> None:
+    """Fold a batch of stored events (in log order): one read of the runs they concern, one
+    write of the rows they changed (what the append path calls)."""
+    reducer = Reducer(connection)
+    reducer.add(events)
+    reducer.write(connection)
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into the projections.
+    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into the projections."""
+    apply_many(connection, [event])
 
-    Only HealthOmics' own run events (source ``aws.omics``) and the pipeline's facts are folded:
-    a look-alike from another source is not a run fact.
-    """
-    fold = FOLDS.get(event.detail_type)
-    if fold is None:
-        return
-    if event.detail_type == RUN_STATUS_CHANGE and event.source != "aws.omics":
-        return
-    if event.detail_type != RUN_STATUS_CHANGE and event.origin != "pipeline":
-        return
-    fold(connection, event)
+
+#: detail-type -> its fold (the registry, :mod:`eventlog.projection_set`, dispatches on these).
+#: An unlisted detail-type folds to nothing (every event is still in the log).
+FOLDS: dict[str, Callable[[Connection, Any], None]] = dict.fromkeys(_IN_MEMORY, apply)
+
+#: Projection tables in the order a rebuild empties them.
+TABLES = (deliveries, runs)

@@ -370,7 +370,9 @@ class Reducer:
     once per batch it appears in.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, connection: Connection | None = None) -> None:
+        # the stored rows are read once, at write(): a merge does not depend on them earlier
+        del connection
         self.reduced: dict[Table, dict[tuple[Any, ...], Row]] = {}
 
     def add(self, events: Iterable[Any]) -> None:
@@ -385,6 +387,17 @@ class Reducer:
             facts = self.reduced.setdefault(table, {})
             key = _key(table, fact)
             facts[key] = merge(facts[key], fact) if key in facts else fact
+
+    def merge_rows(self, table: Table, rows: Iterable[Row]) -> None:
+        """Merge rows that another reducer made of another part of the log (a rebuild folds
+        the log in ranges side by side, :mod:`eventlog.rebuild`): merges are commutative and
+        associative, so the parts' rows merged are the rows of the whole."""
+        facts = self.reduced.setdefault(table, {})
+        merge = _MERGES[table]
+        for stored in rows:
+            row = _normalised(table, stored)
+            key = _key(table, row)
+            facts[key] = merge(facts[key], row) if key in facts else row
 
     def write(self, connection: Connection) -> None:
         """Merge what was reduced into the stored rows (one read and one write per table)."""

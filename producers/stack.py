@@ -84,6 +84,7 @@ class _Managed:
     usage: ProcessUsage = field(default_factory=ProcessUsage)
     cpu_before_restart: float = 0.0
     last_cpu: float = 0.0
+    log_offset: int = 0  # where this incarnation's output starts in the (appended) log
 
 
 class ProcessStack:
@@ -119,10 +120,16 @@ class ProcessStack:
         with self._lock:
             if name in self._managed and self._managed[name].process.poll() is None:
                 raise RuntimeError(f"{name} is already running")
-            merged = self.env | dict(env or {})
+            # each process touches its own health file (poller: each receive cycle, sweeper:
+            # each round, worker: each finished task), so readiness can be seen per process
+            own = {"HEALTH_FILE": str(self.health_path(name))}
+            merged = self.env | own | dict(env or {})
+            self.health_path(name).unlink(missing_ok=True)
+            log_path = self.log_dir / f"{name.replace(':', '-')}.log"
+            offset = log_path.stat().st_size if log_path.exists() else 0
             process = self._spawn(name, list(argv), merged)
             previous = self._managed.get(name)
-            managed = _Managed(list(argv), merged, process)
+            managed = _Managed(list(argv), merged, process, log_offset=offset)
             if previous is not None:
                 managed.usage = previous.usage
                 managed.usage.restarts += 1
@@ -167,6 +174,36 @@ class ProcessStack:
     def start_sweeper(self, every: float = 1.0) -> str:
         self.start("sweeper", ["sweep", "--every", str(every)], {"OMICS_PROCESS": "sweeper"})
         return "sweeper"
+
+    def health_path(self, name: str) -> Path:
+        return self.log_dir / f"{name.replace(':', '-')}.health"
+
+    def ready(self, name: str) -> bool:
+        """Up and doing its job: a worker has connected and said ``ready``; the poller has
+        completed a receive cycle; the sweeper a round."""
+        if not self.running(name):
+            return False
+        if name.startswith("worker:"):
+            with contextlib.suppress(FileNotFoundError):
+                path = self.log_dir / f"{name.replace(':', '-')}.log"
+                return b" ready." in path.read_bytes()[self._managed[name].log_offset :]
+            return False
+        return self.health_path(name).exists()
+
+    def wait_ready(self, names: Sequence[str] | None = None, timeout: float = 120.0) -> None:
+        """Wait until every named process (default: all) is :meth:`ready`; raise if one dies
+        or the deadline passes, with the end of its log."""
+        deadline = time.monotonic() + timeout
+        pending = list(names or self.names())
+        while pending:
+            for name in list(pending):
+                if self.ready(name):
+                    pending.remove(name)
+                elif not self.running(name):
+                    raise RuntimeError(f"{name} exited: {self.log(name)[-2000:]}")
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"not ready within {timeout:.0f} s: {', '.join(pending)}")
+            time.sleep(0.1)
 
     # --- faults ----------------------------------------------------------------------------
 
@@ -305,6 +342,7 @@ class RedisServer:
             "--protected-mode",
             "no",
         ]
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
