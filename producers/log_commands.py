@@ -263,6 +263,8 @@ def register(
             ("duplicates", report.duplicates),
             ("rejected (dead letters)", report.rejected),
             ("outside --since/--until", report.outside),
+            ("pipeline facts appended", report.facts),
+            ("pipeline facts rejected (dead letters)", report.facts_rejected),
         ):
             table.add_row(label, f"{value:,}")
         table.add_row("seconds", f"{report.seconds:.1f}")

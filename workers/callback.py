@@ -68,6 +68,7 @@ from schemas.ngs360 import API_KEY_HEADER, CALLBACK_PATH, build_payload, skip_re
 from schemas.settings import Settings
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
+from workers.routing import FACT_STAGES
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -430,16 +431,14 @@ def _record(
     with runtime.engine.begin() as connection:
         count, _ = _history(connection, call.event.event_id)
         facts = call.facts(attempts=detail.pop("attempts", None) or count + 1, **detail)
-        store.append(
-            connection,
-            LogEntry.pipeline(
-                call.event,
-                detail_type,
-                facts,
-                status=str(facts.get("status") or call.status),
-                fact=f"{detail_type}#{count + 1}",
-            ),
+        fact = LogEntry.pipeline(
+            call.event,
+            detail_type,
+            facts,
+            status=str(facts.get("status") or call.status),
+            fact=f"{detail_type}#{count + 1}",
         )
+        store.append(connection, fact, FACT_STAGES)
         if dead_letter is not None:
             store.dead_letter(
                 connection,
@@ -453,7 +452,7 @@ def _record(
         if outcome is not None:
             store.complete(connection, call.event.event_id, STAGE, outcome)
             woken = wake_callbacks(connection, call.run_uuid)
-    runtime.publish(woken)
+    runtime.publish([fact.event_id, *woken])
 
 
 def _body(response: httpx.Response) -> str:

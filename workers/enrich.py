@@ -57,6 +57,7 @@ from workers.callback import STAGE as NEXT_STAGE
 from workers.callback import wake_callbacks
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
+from workers.routing import FACT_STAGES
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -462,10 +463,8 @@ def _api_failure(
     reason = f"GetRun of run {base['runId']} ({base['uuid']}): {error.code}: {error.message}"
     failure = dict(base, errorCode=error.code, reason=reason[:2000])
     with runtime.engine.begin() as connection:
-        store.append(
-            connection,
-            LogEntry.pipeline(event, RUN_ENRICHMENT_FAILED, failure, status=base["status"]),
-        )
+        fact = LogEntry.pipeline(event, RUN_ENRICHMENT_FAILED, failure, status=base["status"])
+        store.append(connection, fact, FACT_STAGES)
         store.dead_letter(
             connection,
             kind="stage",
@@ -477,19 +476,17 @@ def _api_failure(
         )
         store.complete(connection, event.event_id, STAGE, "dead-lettered")
         woken = wake_callbacks(connection, base["uuid"])
-    runtime.publish(woken)
+    runtime.publish([fact.event_id, *woken])
     log.warning("%s", reason, extra={"event_id": event.event_id, "stage": STAGE})
     return "dead-lettered"
 
 
 def _finish(runtime: Runtime, event: StoredEvent, enrichment: dict[str, Any]) -> str:
     with runtime.engine.begin() as connection:
-        store.append(
-            connection,
-            LogEntry.pipeline(event, RUN_ENRICHED, enrichment, status=enrichment["status"]),
-        )
+        fact = LogEntry.pipeline(event, RUN_ENRICHED, enrichment, status=enrichment["status"])
+        store.append(connection, fact, FACT_STAGES)
         store.schedule(connection, event.event_id, NEXT_STAGE)
         store.complete(connection, event.event_id, STAGE, "enriched")
         woken = wake_callbacks(connection, enrichment["uuid"])
-    runtime.publish([event.event_id, *woken])
+    runtime.publish([event.event_id, fact.event_id, *woken])
     return "enriched"

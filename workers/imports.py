@@ -73,6 +73,7 @@ from workers.concurrency import ConcurrencyLimiter
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsError, kind_of
 from workers.ratelimit import GlobalRateLimiter, RateLimitTimeout
+from workers.routing import FACT_STAGES
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -266,7 +267,7 @@ def _record(
     not_before: Any = None,
 ) -> bool:
     """Append ``entry`` (owing ``stages``) and fold it, in the caller's transaction."""
-    if not store.append(connection, entry, stages, not_before=not_before):
+    if not store.append(connection, entry, (*FACT_STAGES, *stages), not_before=not_before):
         return False
     stored = store.get(connection, entry.event_id)
     if stored is not None:

@@ -14,11 +14,15 @@ from schemas.settings import Settings
 
 #: Every accepted event is flattened and archived.
 ALWAYS: tuple[str, ...] = ("archive",)
+#: What a pipeline fact owes when it is appended: it is archived too (under ``facts/``), so a
+#: replay from the archive restores the pipeline's own history — WES ids, enrichments, callback
+#: attempts, import steps — with the events.  *Event Archived* is the one fact not archived: it
+#: would owe its own archiving, and a replayed event is archived by definition.
+FACT_STAGES: tuple[str, ...] = ("archive",)
 #: A run status change is enriched; the enrich stage then owes the callback (DESIGN.md §3).
 RUN_STAGES: tuple[str, ...] = ("enrich",)
-#: What a ``Run Status Reconciled`` fact owes (the reconciler appends it; it is not archived:
-#: it is the pipeline's own fact, not an event HealthOmics sent).
-RECONCILED_STAGES: tuple[str, ...] = RUN_STAGES
+#: What a ``Run Status Reconciled`` fact owes (the reconciler appends it).
+RECONCILED_STAGES: tuple[str, ...] = FACT_STAGES + RUN_STAGES
 #: Read-set import work (issue 5): read files landing in S3 under ``IMPORT_SOURCES`` start
 #: imports; finished import jobs have their failed sources retried.  (``Read Set Status Change``
 #: owes no stage: the intake folds it into ``read_sets`` like every event.)

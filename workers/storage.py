@@ -4,6 +4,10 @@ Keys are deterministic (DESIGN.md §3, issue #2), so a retried archive task over
 objects instead of adding copies, unlike the legacy Lambda's ``uuid4`` keys:
 
 * ``{prefix}/raw/YYYY/MM/DD/{event_id}.json`` — the event as received; replay reads these;
+* ``{prefix}/facts/YYYY/MM/DD/{seq:012d}.{event_id}.json`` — a pipeline fact (enrichment,
+  callback attempt, import step, reconciliation) as its log row, so that a replay restores what
+  the pipeline did, not only what HealthOmics said; the log position in the name keeps a day's
+  facts in the order they happened;
 * ``{prefix}/event_{YYYYMMDD_HHMMSS}_{event_id}.json`` — the flattened record, in the legacy
   key shape existing data-lake tables already crawl (event time and id in place of
   ``now()`` and a random UUID).
@@ -28,6 +32,10 @@ from schemas.settings import ServerSideEncryption, Settings
 
 def raw_key(prefix: str, event_id: str, event_time: datetime) -> str:
     return _join(prefix, f"raw/{event_time:%Y/%m/%d}/{event_id}.json")
+
+
+def fact_key(prefix: str, seq: int, event_id: str, event_time: datetime) -> str:
+    return _join(prefix, f"facts/{event_time:%Y/%m/%d}/{seq:012d}.{event_id}.json")
 
 
 def flattened_key(prefix: str, event_id: str, event_time: datetime) -> str:

@@ -1,0 +1,101 @@
+"""A database lost after real work — enrichment, callbacks refused then accepted — comes back
+from the archive with the same projections: the events *and* the pipeline's facts are replayed."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from eventlog.db import create_db_engine
+from eventlog.rebuild import checksum_of
+from eventlog.tables import dead_letters, deliveries, events, outbox, runs
+from producers.replay_facts import fact_id, parse_fact
+from tests.conftest import _libpq
+from tests.test_archive_pipeline import wait_for
+from tests.test_enrich_callback import Rig, final_check, make_rig  # noqa: F401 (fixture)
+from tests.test_rebuild_replay import omics_cli, printed_checksum  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.slow
+
+
+def _count(engine: Any, table: Any, *where: Any) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(select(func.count()).select_from(table).where(*where)).scalar_one()
+        )
+
+
+def test_replay_restores_enrichments_and_callback_history(
+    make_rig: Callable[..., Rig],  # noqa: F811
+    pg_base_url: str,
+    omics_cli: Any,  # noqa: F811
+    s3: Any,
+    bucket: str,
+) -> None:
+    rig = make_rig(seed=21, queues=("archive", "enrich", "callback"), callback_retry_window=120)
+    for n in range(8):
+        rig.sim.add_run(tasks=2, outcome=("COMPLETED", "FAILED")[n % 2], delay=n * 3.0)
+    delivered = rig.simulate()
+    rig.receiver.fail(503, seconds=3.0)  # some deliveries need a second attempt
+    rig.feed(delivered)
+    rig.settle()
+    final_check(rig)
+    engine = rig.engine
+    wait_for(lambda: _count(engine, outbox, outbox.c.done_at.is_(None)) == 0, 60, "all archived")
+    failed = _count(engine, deliveries, deliveries.c.outcome == "failed")
+    assert failed > 0 and _count(engine, runs, runs.c.wes_run_id.is_not(None)) == 8
+    facts = _count(
+        engine, events, events.c.origin == "pipeline", events.c.detail_type != "Event Archived"
+    )
+    keys = [
+        item["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix="omics-run-events/facts/"
+        )
+        for item in page.get("Contents", [])
+    ]
+    assert len(keys) == facts and all(fact_id(key) for key in keys)
+    before = checksum_of(engine)
+    url = rig.settings.database_url
+    rig.stack.close()  # workers stopped, engine disposed: then the database is lost
+    name = make_url(url).database
+    with psycopg.connect(_libpq(pg_base_url), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    omics_cli(url, "db", "upgrade")
+    callbacks_before = len(rig.receiver.callbacks())
+
+    replayed = omics_cli(url, "replay", f"s3://{bucket}/omics-run-events")
+
+    assert printed_checksum(replayed) == before.digest
+    restored = create_db_engine(url)
+    assert _count(restored, events, events.c.origin == "pipeline") == facts
+    assert _count(restored, deliveries, deliveries.c.outcome == "failed") == failed
+    assert _count(restored, outbox) == 0  # nothing owed: no callback is made again
+    assert len(rig.receiver.callbacks()) == callbacks_before
+    assert _count(restored, dead_letters) == 0
+    restored.dispose()
+
+
+def test_a_record_that_is_not_a_fact_is_named_not_appended() -> None:
+    assert parse_fact(b"{}").startswith("not an archived fact: ")  # type: ignore[union-attr]
+    bad_origin = json.dumps(
+        {
+            "seq": 1,
+            "event_id": "x",
+            "origin": "aws",
+            "source": "s",
+            "detail_type": "d",
+            "event_time": "2026-01-01T00:00:00+00:00",
+            "payload": {},
+        }
+    ).encode()
+    assert "origin" in parse_fact(bad_origin)  # type: ignore[operator]
+    assert fact_id("p/facts/2026/01/01/000000000042.abc-1.json") == "abc-1"
+    assert fact_id("p/facts/2026/01/01/abc.json") is None
