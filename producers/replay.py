@@ -2,8 +2,8 @@
 
 Why: the S3 archive holds every event HealthOmics sent (``{prefix}/raw/YYYY/MM/DD/{id}.json``,
 written by the archive pool) and every fact the pipeline appended about them (``facts/``,
-appended after the events by :mod:`producers.replay_facts`), so a lab that lost its database — or a log with a gap — can be
-made whole from it (DESIGN.md §6).  A SOURCE is
+appended after the events by :mod:`producers.replay_facts`), so a lab that lost its database
+— or a log with a gap — can be made whole from it (DESIGN.md §6).  A SOURCE is
 
 * ``s3://bucket/prefix`` — an archive in S3 (the ``ARCHIVE_URI`` the archive pool writes);
 * a folder — a ``file://`` archive, or any folder of JSON files;
