@@ -495,6 +495,14 @@ class Settings(BaseSettings):
         description="Seconds after which a concurrent-job slot whose job never reported an end "
         "(a lost event) is given back.",
     )
+    import_job_watch_interval: float = Field(
+        default=900.0,
+        gt=0,
+        validation_alias=_env("IMPORT_JOB_WATCH_INTERVAL"),
+        description="Seconds after starting an import job, and between later looks, that the "
+        "imports pool asks GetReadSetImportJob whether it ended, in case its end event never "
+        "comes (EventBridge delivery is best effort).",
+    )
     import_notify_topic_arn: str | None = Field(
         default=None,
         validation_alias=_env("IMPORT_NOTIFY_TOPIC_ARN"),

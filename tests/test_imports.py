@@ -481,6 +481,43 @@ def test_transient_failures_retried_permanent_notified_within_quotas(import_worl
     assert set(sources) >= expected | set(broken)
 
 
+def test_jobs_whose_end_events_are_lost_are_found_ended_by_the_watchdog(import_world) -> None:
+    """EventBridge is best effort: with every import-job event dropped, the imports pool asks
+    GetReadSetImportJob after ``IMPORT_JOB_WATCH_INTERVAL`` and finishes each job as its end
+    event would have: failed sources retried, every read set imported once, nothing owed."""
+    job_event = "Read Set Import Job Status Change"
+    world = import_world(
+        faults={
+            "drop_rate": 1.0,
+            "drop_types": frozenset({job_event}),
+            "transient_source_failure_rate": 0.3,
+        },
+        import_job_watch_interval=1.0,
+    )
+    drop = lab_drop(world.incoming, pairs=8, bams=6, crams=4, ubams=0, seed=23)
+    world.sim.drop_files(drop.uris)
+    wait_for(lambda: _done(world, drop), 120, "every read set imported without a job event")
+
+    truth = world.sim.ground_truth()
+    assert truth["events"]["dropped"].get(job_event, 0) >= len(truth["import_jobs"])
+    assert set(world.finished_sources().values()) == {1}  # retried, never imported twice
+    with world.engine.connect() as connection:
+        logged_job_events = connection.execute(
+            select(func.count()).select_from(events).where(events.c.detail_type == job_event)
+        ).scalar_one()
+        checked = connection.execute(
+            select(func.count())
+            .select_from(events)
+            .where(events.c.detail_type == import_projections.JOB_CHECKED)
+        ).scalar_one()
+        statuses = set(connection.execute(select(import_jobs.c.status)).scalars())
+        attempts = connection.execute(select(func.max(import_jobs.c.attempt))).scalar_one()
+    assert logged_job_events == 0
+    assert attempts > 1  # transient failures were found by the watchdog, and retried
+    assert checked == len(truth["import_jobs"])
+    assert statuses <= {"COMPLETED", "COMPLETED_WITH_FAILURES"}
+
+
 # --- pairing, sidecars, projections -----------------------------------------------------------
 
 

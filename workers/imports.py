@@ -110,6 +110,7 @@ class ImportConfig:
     retry_delay: float
     retry_delay_max: float
     quota_wait: float
+    watch_interval: float
     notify_topic: str | None
 
     @classmethod
@@ -129,6 +130,7 @@ class ImportConfig:
             retry_delay=settings.import_retry_delay,
             retry_delay_max=settings.import_retry_delay_max,
             quota_wait=settings.import_quota_wait,
+            watch_interval=settings.import_job_watch_interval,
             notify_topic=settings.import_notify_topic_arn or settings.alerts_topic_arn,
         )
 
@@ -242,6 +244,8 @@ def import_stage(runtime: Runtime, event_id: str) -> str:
             return _start_job(runtime, services, event)
         if event.detail_type == proj.SOURCES_FAILED:
             return _notify_failed(runtime, services, event)
+        if event.detail_type == proj.JOB_STARTED:
+            return _watch_job(runtime, services, event)
     return _finish(runtime, event, "ignored")
 
 
@@ -718,6 +722,10 @@ def _start_job(runtime: Runtime, services: ImportServices, event: StoredEvent) -
         rank = connection.execute(
             select(import_jobs.c.status_rank).where(import_jobs.c.job_id == job_id)
         ).scalar_one_or_none()
+        if rank != proj.JOB_RANK["COMPLETED"]:
+            # the watchdog: should the job's end event be lost, the started fact's task asks
+            watch_at = utcnow() + timedelta(seconds=services.config.watch_interval)
+            store.schedule(connection, started.event_id, STAGE, not_before=watch_at)
     if rank == proj.JOB_RANK["COMPLETED"]:  # its end was handled before this commit
         services.slots.release(plan_id)
     log.info(
@@ -805,7 +813,10 @@ def _on_job_status(runtime: Runtime, services: ImportServices, event: StoredEven
         return _finish(runtime, event, "recorded")
     job_row = dict(job._mapping) if job is not None else {}
     if job_row.get("plan_id"):
-        services.slots.release(str(job_row["plan_id"]))
+        plan_id = str(job_row["plan_id"])
+        services.slots.release(plan_id)
+        with runtime.engine.begin() as connection:  # its end came: the watchdog can stop
+            store.complete(connection, derived_id(plan_id, proj.JOB_STARTED), STAGE, "ended")
     if status == "CANCELLED":
         return _finish(runtime, event, "cancelled")
     checked_id = _job_fact_id(store_id, job_id, proj.JOB_CHECKED)
@@ -825,6 +836,47 @@ def _on_job_status(runtime: Runtime, services: ImportServices, event: StoredEven
         raise RetryLater(f"GetReadSetImportJob says job {job_id} is {job_view.get('status')}", 30)
     attempt = int(job_row.get("attempt") or 1) if job_row.get("origin") == "ours" else 1
     return _check(runtime, services, event, job_view, attempt, checked_id)
+
+
+def _watch_job(runtime: Runtime, services: ImportServices, event: StoredEvent) -> str:
+    """A started job, looked at ``IMPORT_JOB_WATCH_INTERVAL`` after it started: if its end event
+    was handled, nothing to do; if HealthOmics says it ended, handle the end as its event would
+    have (the facts' ids are the same, so an end event arriving later appends nothing); if it
+    still runs, look again later."""
+    detail = event.payload.get("detail") or {}
+    job_id, store_id = str(detail.get("jobId") or ""), str(detail.get("storeId") or "")
+    checked_id = _job_fact_id(store_id, job_id, proj.JOB_CHECKED)
+    with runtime.engine.connect() as connection:
+        if store.get(connection, checked_id) is not None:
+            return _finish(runtime, event, "already-checked")
+        status = connection.execute(
+            select(import_jobs.c.status).where(import_jobs.c.job_id == job_id)
+        ).scalar_one_or_none()
+    if status == "CANCELLED":
+        return _finish(runtime, event, "cancelled")
+    try:
+        job_view = services.api.get(store_id, job_id)
+    except OmicsError as error:
+        if error.kind in {"wait", "quota"}:
+            raise RetryLater(str(error), _jitter(random.uniform(1.0, 4.0))) from error
+        if error.kind in {"gone", "denied", "invalid"}:
+            raise PermanentError(f"cannot read import job {job_id}: {error}") from error
+        raise
+    job_status = str(job_view.get("status"))
+    if job_status not in proj.JOB_TERMINAL:
+        interval = services.config.watch_interval
+        raise RetryLater(f"import job {job_id} is still {job_status}", interval)
+    log.warning(
+        "import job %s ended %s and no event said so: handled from GetReadSetImportJob",
+        job_id,
+        job_status,
+        extra={"job_id": job_id, "event_id": event.event_id},
+    )
+    if detail.get("planId"):
+        services.slots.release(str(detail["planId"]))
+    if job_status == "CANCELLED":
+        return _finish(runtime, event, "cancelled")
+    return _check(runtime, services, event, job_view, int(detail.get("attempt") or 1), checked_id)
 
 
 def _check(

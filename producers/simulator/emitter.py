@@ -239,7 +239,7 @@ class EventPipeline:
         self.stats.emitted[kind] += 1
         # Always draw the same numbers, whatever the knobs, so decisions stay reproducible.
         drop, reorder, duplicate = self._rng.random(), self._rng.random(), self._rng.random()
-        if drop < faults.drop_rate:
+        if drop < faults.drop_rate and (not faults.drop_types or kind in faults.drop_types):
             self.stats.dropped[kind] += 1
             self.dropped.append(
                 {

@@ -12,6 +12,7 @@ Knobs:
   queues do;
 * ``reorder_rate``: an event is held back and delivered after newer ones;
 * ``drop_rate``: an event is never delivered (EventBridge is best effort), and the drop recorded;
+  ``drop_types`` narrows it to those ``detail-type`` values (empty: every type);
 * ``throttle``: per-operation TPS limits; a call past the limit gets ``ThrottlingException`` (429).
   ``True`` means the documented defaults (:data:`~.catalog.DEFAULT_TPS_LIMITS`);
 * ``import_quota``: concurrent active read-set import jobs; StartReadSetImportJob past it gets
@@ -47,6 +48,7 @@ class Faults:
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
     drop_rate: float = 0.0
+    drop_types: frozenset[str] = frozenset()
     #: ``None``/``False``: no throttling; ``True``: documented defaults; a mapping: operation ->
     #: TPS (operations not named are not throttled).
     throttle: bool | dict[str, float] | None = None
