@@ -19,6 +19,7 @@ from workers import create_app, embedded_worker
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # its own deadlines add up to more than the default 300 s
 def test_two_thousand_simulated_events_with_duplicates_and_reordering(
     pipeline_settings: Settings, aws_env: str, s3: Any, bucket: str
 ) -> None:
