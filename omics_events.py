@@ -314,8 +314,9 @@ def flower() -> None:
 
 
 @cli.command()
-@click.option("--kind", default=None, help="poller, sweeper, flower or worker:<pool>. "
-              "Default: OMICS_PROCESS.")
+@click.option(
+    "--kind", default=None, help="poller, sweeper, flower or worker:<pool>. Default: OMICS_PROCESS."
+)
 def health(kind: str | None) -> None:
     """Container health check: exit 0 while the process makes progress, 1 when it does not."""
     from producers.health import check_health
@@ -338,14 +339,21 @@ def health(kind: str | None) -> None:
     help="Check runs without news for this many seconds (default: RECONCILE_AFTER).",
 )
 @click.option("--limit", type=int, default=None, help="Most runs per round (RECONCILE_BATCH).")
-def reconcile(every: float | None, older_than: float | None, limit: int | None) -> None:
+@click.option(
+    "--discover",
+    is_flag=True,
+    help="Also list every run (ListRuns) to find runs no event ever named (each round).",
+)
+def reconcile(
+    every: float | None, older_than: float | None, limit: int | None, discover: bool
+) -> None:
     """Ask HealthOmics about runs whose events stopped coming; append what moved."""
     from workers.reconciler import reconcile as reconcile_round
 
     settings = _settings()
     app = _ready_app(settings)
     if every is None:
-        report = reconcile_round(app, older_than=older_than, limit=limit)
+        report = reconcile_round(app, older_than=older_than, limit=limit, discover=discover)
         console.print(report.summary())
         return
     stop = threading.Event()
@@ -354,7 +362,7 @@ def reconcile(every: float | None, older_than: float | None, limit: int | None) 
     while not stop.is_set():
         started = time.monotonic()
         try:
-            report = reconcile_round(app, older_than=older_than, limit=limit)
+            report = reconcile_round(app, older_than=older_than, limit=limit, discover=discover)
             if report.checked or report.gone or report.errors:
                 console.print(report.summary())
         except Exception as error:  # database or HealthOmics down: try again next round
@@ -479,8 +487,18 @@ def imports_command(failed: bool, limit: int) -> None:
         jobs = connection.execute(jobs_query).all()
         sources = connection.execute(sources_query).all()
     jobs_view = Table(title="import jobs" + (" with failures" if failed else ""))
-    for column in ("job", "store", "status", "attempt", "retry of", "sources", "ok", "failed",
-                   "created", "completed"):
+    for column in (
+        "job",
+        "store",
+        "status",
+        "attempt",
+        "retry of",
+        "sources",
+        "ok",
+        "failed",
+        "created",
+        "completed",
+    ):
         jobs_view.add_column(column)
     for job in jobs:
         jobs_view.add_row(
@@ -662,9 +680,7 @@ def config_table(readme: Path | None) -> None:
         return
     text = readme.read_text()
     start, end = text.index(README_TABLE_START), text.index(README_TABLE_END)
-    readme.write_text(
-        text[: start + len(README_TABLE_START)] + "\n" + table + "\n" + text[end:]
-    )
+    readme.write_text(text[: start + len(README_TABLE_START)] + "\n" + table + "\n" + text[end:])
     click.echo(f"wrote the configuration table into {readme}")
 
 

@@ -29,7 +29,8 @@ Around that loop:
   (even an empty one); a container health check fails when it grows stale.
 * **Sweeper.** The poller runs the outbox sweeper every ``SWEEP_INTERVAL`` seconds.
 * **Reconciler.** With ``reconcile_interval`` (``RECONCILE_INTERVAL`` for ``omics-events poll``)
-  it also asks HealthOmics about runs whose events stopped coming (:mod:`workers.reconciler`).
+  it also asks HealthOmics about runs whose events stopped coming (:mod:`workers.reconciler`),
+  and every ``RECONCILE_DISCOVER_INTERVAL`` lists all runs for ones no event ever named.
 """
 
 from __future__ import annotations
@@ -156,6 +157,7 @@ class Poller:
         self._db_streak = ErrorStreak("database")
         self._sqs_streak = ErrorStreak("SQS")
         self._streak_lock = threading.Lock()
+        self._discovered_at: float | None = None  # the reconciler's last full ListRuns
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -178,15 +180,27 @@ class Poller:
             for n in range(self.options.receivers)
         ]
         helpers = [
-            threading.Thread(target=self._every, args=(self.options.sweep_interval, self._sweep),
-                             name="sweeper", daemon=True),
-            threading.Thread(target=self._every, args=(self.options.report_interval,
-                             self._emit_report), name="reporter", daemon=True),
+            threading.Thread(
+                target=self._every,
+                args=(self.options.sweep_interval, self._sweep),
+                name="sweeper",
+                daemon=True,
+            ),
+            threading.Thread(
+                target=self._every,
+                args=(self.options.report_interval, self._emit_report),
+                name="reporter",
+                daemon=True,
+            ),
         ]
         if self.options.reconcile_interval > 0:
             helpers.append(
-                threading.Thread(target=self._every, args=(self.options.reconcile_interval,
-                                 self._reconcile), name="reconciler", daemon=True)
+                threading.Thread(
+                    target=self._every,
+                    args=(self.options.reconcile_interval, self._reconcile),
+                    name="reconciler",
+                    daemon=True,
+                )
             )
         for thread in threads + helpers:
             thread.start()
@@ -209,7 +223,12 @@ class Poller:
         sweep(self.app)
 
     def _reconcile(self) -> None:
-        reconcile(self.app)
+        every = self.runtime.settings.reconcile_discover_interval
+        now = time.monotonic()
+        discover = every > 0 and (self._discovered_at is None or now - self._discovered_at >= every)
+        report = reconcile(self.app, discover=discover)
+        if discover and not report.throttled:
+            self._discovered_at = now
 
     def _emit_report(self) -> None:
         self._report(self.stats.snapshot())
@@ -259,17 +278,16 @@ class Poller:
                 with self._streak_lock:
                     delay = self._db_streak.failed(error)
                 if self.stop_event.wait(delay) and self._db_streak.failures > 3:
-                    log.warning("stopping during a database outage: %d messages left in SQS",
-                                len(messages))
+                    log.warning(
+                        "stopping during a database outage: %d messages left in SQS", len(messages)
+                    )
                     return
                 continue
             with self._streak_lock:
                 self._db_streak.succeeded()
             break
         deleted, failed = self._delete(sqs, queue_url, messages)
-        newest = max(
-            (item.time for item in parsed if isinstance(item, ParsedEvent)), default=None
-        )
+        newest = max((item.time for item in parsed if isinstance(item, ParsedEvent)), default=None)
         with self.stats.lock:
             self.stats.batches += 1
             self.stats.received += len(messages)
@@ -281,9 +299,7 @@ class Poller:
             if newest is not None:
                 self.stats.lag_seconds = (datetime.now(UTC) - newest).total_seconds()
 
-    def _delete(
-        self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]
-    ) -> tuple[int, int]:
+    def _delete(self, sqs: Any, queue_url: str, messages: list[dict[str, Any]]) -> tuple[int, int]:
         """Delete a committed batch; returns (deleted, still failing)."""
         entries = [
             {"Id": str(index), "ReceiptHandle": message["ReceiptHandle"]}

@@ -305,6 +305,14 @@ class Settings(BaseSettings):
         validation_alias=_env("RECONCILE_BATCH"),
         description="Most runs checked in one reconciler round (oldest news first).",
     )
+    reconcile_discover_interval: float = Field(
+        default=3600.0,
+        ge=0,
+        validation_alias=_env("RECONCILE_DISCOVER_INTERVAL"),
+        description="Seconds between two listings of every run (ListRuns) by the poller's "
+        "reconciler, which finds runs the log never heard of because every event of theirs was "
+        "lost; 0 turns it off. Only runs created after the log's first event are reported.",
+    )
 
     # --- NGS360 callbacks ----------------------------------------------------------------
     ngs360_api_url: str | None = Field(

@@ -548,6 +548,28 @@ def test_events_lost_after_running_are_recovered_by_the_reconciler_in_the_poller
     assert len(rig.rows(events, events.c.detail_type == RUN_STATUS_RECONCILED)) == 3
 
 
+def test_a_run_no_event_ever_named_is_discovered_by_listing_runs(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(seed=44)
+    rig.sim.add_run(tasks=2, outcome="COMPLETED")
+    unheard = rig.sim.add_run(tasks=2, outcome="FAILED", delay=5.0)
+    delivered = [e for e in rig.simulate() if e["detail"]["runId"] != unheard]
+    wes = rig.wes_ids()
+    assert unheard in wes
+    rig.feed(delivered)
+    rig.settle()
+    assert reconcile(rig.app, older_than=0).discovered == []  # without discovery, unseen
+    assert rig.receiver.state(wes[unheard]).omics_status is None
+
+    report = reconcile(rig.app, older_than=0, discover=True)
+    assert report.discovered == [unheard]
+    rig.settle()
+    final_check(rig)  # the unheard run too ends FAILED on the receiver
+    assert reconcile(rig.app, older_than=0, discover=True).discovered == []  # once only
+    assert rig.sim.request_log.count("ListRuns") >= 2
+
+
 def test_reconciler_asks_about_a_quiet_run_once_per_period(make_rig: Callable[..., Rig]) -> None:
     rig = make_rig(seed=43, start_workers=False)
     run_id = rig.sim.add_run(tasks=2, outcome="COMPLETED")

@@ -111,6 +111,18 @@ class OmicsApi:
         response = self._call("GetRun", self.client.get_run, id=run_id)
         return dict(response)
 
+    def list_runs(self) -> list[dict[str, Any]]:
+        """Every run the account lists, all pages (the reconciler's discovery)."""
+        paginator = self.client.get_paginator("list_runs")
+        listed: list[dict[str, Any]] = []
+
+        def collect() -> None:
+            for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
+                listed.extend(page.get("items", []))
+
+        self._call("ListRuns", collect)
+        return listed
+
     def list_run_tasks(self, run_id: str) -> list[dict[str, Any]]:
         """Every task of the run, all pages (the Lambda read only the first 10)."""
         paginator = self.client.get_paginator("list_run_tasks")

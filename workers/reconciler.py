@@ -18,6 +18,14 @@ appends a *Run Status Reconciled* fact:
 ``run_checks`` remembers when each run was last asked about, so a legitimately long run is asked
 once per ``RECONCILE_AFTER``, not every round.  A throttled round stops early and leaves the rest
 for the next one.
+
+A run every event of which was lost is in no projection, so no GetRun would ever be asked about
+it.  *Discovery* (``discover=True``; the poller does it every ``RECONCILE_DISCOVER_INTERVAL``)
+lists every run (ListRuns, all pages), and for each one the log has never heard of — created
+after the log's first event (older runs were never ours to report) and at least
+``RECONCILE_AFTER`` ago (its events may still be on their way) — asks GetRun and appends the
+same *Run Status Reconciled* fact, with no cause.  The fold creates the run; enrichment and the
+callback follow as for any status event.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from sqlalchemy import Connection, and_, func, or_, select
 from eventlog import store
 from eventlog.projections import RUN_STATUS_RECONCILED, TERMINAL_RANK, rank_of
 from eventlog.store import PIPELINE_SOURCE, LogEntry, derived_id
-from eventlog.tables import run_checks, runs
+from eventlog.tables import events, run_checks, runs
 from workers.omics import OmicsApi, OmicsError
 from workers.outbox import publish_owed
 from workers.routing import RECONCILED_STAGES
@@ -52,12 +60,14 @@ class ReconcileReport:
     gone: int = 0
     throttled: bool = False
     errors: int = 0
+    discovered: list[str] = field(default_factory=list)  # run ids the log had never heard of
 
     def summary(self) -> str:
         moved = ", ".join(f"{run} {old}→{new}" for run, old, new in self.reconciled) or "none"
+        found = f", {len(self.discovered)} discovered" if self.discovered else ""
         return (
             f"checked {self.checked} runs: {len(self.reconciled)} reconciled ({moved}), "
-            f"{self.unchanged} unchanged, {self.gone} gone, {self.errors} errors"
+            f"{self.unchanged} unchanged, {self.gone} gone, {self.errors} errors{found}"
             + (", stopped early (throttled)" if self.throttled else "")
         )
 
@@ -152,10 +162,87 @@ def reconciled_entry(row: Any, run: dict[str, Any]) -> LogEntry:
     )
 
 
+@dataclass(frozen=True)
+class _UnheardRun:
+    """What :func:`reconciled_entry` needs of a run the log never held, from GetRun."""
+
+    run_uuid: str
+    run_id: str
+    arn: str | None
+    run_name: str | None
+    run_output_uri: str | None
+    workflow_id: str | None
+    workflow_name: str | None
+    status: None = None
+    last_event_id: None = None
+
+
+#: Runs created this long before the log's first event are still looked at (clock skew, a run
+#: created just before the poller first ran).
+DISCOVERY_MARGIN = timedelta(hours=1)
+
+
+def _unheard(connection: Connection, listed: list[dict[str, Any]], newest: datetime) -> list[str]:
+    """Run ids that HealthOmics lists, created in the log's time and before ``newest``, and that
+    no projection holds."""
+    first = connection.execute(select(func.min(events.c.event_time))).scalar_one_or_none()
+    if first is None:
+        return []
+    oldest = store.as_utc(first) - DISCOVERY_MARGIN
+    candidates = {
+        str(run["id"]): run
+        for run in listed
+        if isinstance(run.get("creationTime"), datetime)
+        and oldest <= store.as_utc(run["creationTime"]) <= newest
+    }
+    if not candidates:
+        return []
+    known = set(
+        connection.execute(
+            select(runs.c.run_id).where(runs.c.run_id.in_(list(candidates)))
+        ).scalars()
+    )
+    return sorted(set(candidates) - known)
+
+
+def _discover(runtime: Any, api: OmicsApi, cutoff: datetime, report: ReconcileReport) -> list[str]:
+    listed = api.list_runs()
+    with runtime.engine.connect() as connection:
+        unheard = _unheard(connection, listed, cutoff)
+    appended: list[str] = []
+    for run_id in unheard:
+        run = api.get_run(run_id)
+        row = _UnheardRun(
+            run_uuid=str(run["uuid"]),
+            run_id=run_id,
+            arn=run.get("arn"),
+            run_name=run.get("name"),
+            run_output_uri=run.get("runOutputUri"),
+            workflow_id=run.get("workflowId"),
+            workflow_name=run.get("workflowName"),
+        )
+        entry = reconciled_entry(row, run)
+        with runtime.engine.begin() as connection:
+            if store.append(connection, entry, RECONCILED_STAGES):
+                appended.append(entry.event_id)
+                report.discovered.append(run_id)
+            _mark_checked(connection, row.run_uuid, str(run.get("status")), "discovered")
+    if unheard:
+        log.warning(
+            "reconciler: %d run(s) no event ever told us of: %s", len(unheard), ", ".join(unheard)
+        )
+    return appended
+
+
 def reconcile(
-    app: Celery, *, older_than: float | None = None, limit: int | None = None
+    app: Celery,
+    *,
+    older_than: float | None = None,
+    limit: int | None = None,
+    discover: bool = False,
 ) -> ReconcileReport:
-    """One round: check the runs due, append what moved, publish its work."""
+    """One round: check the runs due, append what moved, publish its work; with ``discover``,
+    first list every run to find the ones the log never heard of (module docstring)."""
     runtime = runtime_of(app)
     settings = runtime.settings
     age = settings.reconcile_after if older_than is None else older_than
@@ -165,6 +252,13 @@ def reconcile(
     report = ReconcileReport()
     appended: list[str] = []
     api = OmicsApi.of(runtime)
+    if discover:
+        try:
+            appended += _discover(runtime, api, cutoff, report)
+        except OmicsError as error:  # the next discovery will list them again
+            report.throttled = report.throttled or error.kind in {"wait", "quota"}
+            report.errors += error.kind not in {"wait", "quota"}
+            log.warning("reconcile: discovery stopped: %s", error)
     for row in due:
         try:
             run = api.get_run(row.run_id)
