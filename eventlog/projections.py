@@ -413,8 +413,10 @@ class Reducer:
             connection.execute(
                 update(runs).where(runs.c.run_uuid == bindparam("key_run_uuid")),
                 [
-                    {"key_run_uuid": row["run_uuid"],
-                     **{name: value for name, value in row.items() if name != "run_uuid"}}
+                    {
+                        "key_run_uuid": row["run_uuid"],
+                        **{name: value for name, value in row.items() if name != "run_uuid"},
+                    }
                     for row in old
                 ],
             )

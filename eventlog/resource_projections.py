@@ -235,7 +235,10 @@ def store_fact(event: Any) -> Row | None:
 
 def _store_order(row: Row) -> tuple[int, datetime | None, int, str]:
     return (
-        row["status_final"], _utc(row["status_time"]), row["status_rank"], row["status_event_id"]
+        row["status_final"],
+        _utc(row["status_time"]),
+        row["status_rank"],
+        row["status_event_id"],
     )
 
 
@@ -354,8 +357,10 @@ def _write(
         connection.execute(
             statement,
             [
-                {**{f"key_{name}": row[name] for name in keys},
-                 **{name: value for name, value in row.items() if name not in keys}}
+                {
+                    **{f"key_{name}": row[name] for name in keys},
+                    **{name: value for name, value in row.items() if name not in keys},
+                }
                 for row in changed
             ],
         )

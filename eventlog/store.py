@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from eventlog import projection_set
@@ -155,7 +156,6 @@ class OutboxItem:
     publish_count: int
 
 
-
 def _lock_for_append(connection: Connection) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
@@ -208,21 +208,27 @@ def append_many(
         }
         for entry, _ in batch.values()
     ]
-    # executemany (SQLAlchemy's insertmanyvalues batches it): one cached statement, where a
-    # multi-row VALUES would be compiled afresh for every batch (2 to 10 times slower)
-    statement = (
-        _insert(connection, events)
-        .on_conflict_do_nothing(index_elements=["event_id"])
-        .returning(events.c.event_id, events.c.seq)
-        .execution_options(insertmanyvalues_page_size=100)  # psycopg parses big ones slowly
-    )
-    new_seqs = {event_id: seq for event_id, seq in connection.execute(statement, rows)}
+    if connection.dialect.name == "postgresql" and len(rows) >= BULK_FROM:
+        new_seqs = _append_copied(connection, rows)
+    else:
+        # executemany (SQLAlchemy's insertmanyvalues batches it): one cached statement, where
+        # a multi-row VALUES would be compiled afresh for every batch (2 to 10 times slower)
+        statement = (
+            _insert(connection, events)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(events.c.event_id, events.c.seq)
+            .execution_options(insertmanyvalues_page_size=100)  # psycopg parses big ones slowly
+        )
+        new_seqs = {event_id: seq for event_id, seq in connection.execute(statement, rows)}
     new_ids = set(new_seqs)
     # projections move with the log, in this transaction, in log order: the same folds as the
     # rebuild (eventlog/projection_set.py)
     if fold:
-        fresh = [StoredEvent(seq=new_seqs[row["event_id"]], **row) for row in rows
-                 if row["event_id"] in new_ids]
+        fresh = [
+            StoredEvent(seq=new_seqs[row["event_id"]], **row)
+            for row in rows
+            if row["event_id"] in new_ids
+        ]
         projection_set.apply_all(connection, sorted(fresh, key=lambda event: event.seq))
     work = [
         {
@@ -238,6 +244,56 @@ def append_many(
     if work:
         owe(connection, work)
     return new_ids
+
+
+#: Rows from which a PostgreSQL append goes through ``COPY`` (:func:`_append_copied`).
+BULK_FROM = 50
+#: The columns an append writes, in ``COPY`` order (``seq`` is the log's to give).
+_APPENDED = (
+    "event_id",
+    "origin",
+    "source",
+    "detail_type",
+    "resource_arn",
+    "resource_id",
+    "status",
+    "event_time",
+    "received_at",
+    "caused_by",
+    "payload",
+)
+_COLUMNS = ", ".join(_APPENDED)
+#: A per-session staging table shaped like ``events`` (``LIKE``: it follows the migrations);
+#: its ``seq`` holds the row's place in the batch, and it empties itself at every commit.
+_STAGE_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming (LIKE events) ON COMMIT DELETE ROWS;"
+    " DELETE FROM events_incoming"
+)
+_COPY_SQL = f"COPY events_incoming (seq, {_COLUMNS}) FROM STDIN"
+_MOVE_SQL = (
+    f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_incoming ORDER BY seq"
+    " ON CONFLICT (event_id) DO NOTHING RETURNING event_id, seq"
+)
+
+
+def _append_copied(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Append a big batch on PostgreSQL: ``COPY`` it into a temporary staging table, then one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING RETURNING`` — the same rows, order (``seq`` in
+    batch order), idempotence and answer as the executemany, without its client cost (≈ 46 µs
+    a row building and sending paged multi-row INSERTs, against a few for a ``COPY`` row) or
+    one statement execution per page on the server.  Runs in the caller's transaction, under
+    its append lock.  Returns event id -> seq of the rows that were new."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(_STAGE_SQL)
+        with cursor.copy(_COPY_SQL) as copy:
+            for place, row in enumerate(rows, 1):
+                copy.write_row(
+                    (place, *(row[name] for name in _APPENDED[:-1]), Jsonb(row["payload"]))
+                )
+        cursor.execute(_MOVE_SQL)
+        return dict(cursor.fetchall())
 
 
 def owe(connection: Connection, work: list[dict[str, Any]]) -> None:

@@ -206,7 +206,7 @@ def register(
     @click.option("--until", callback=_bound, help="Only events before this time.")
     @click.option("--with-side-effects", is_flag=True, help="Replayed events owe their "
                   "stages (enrichment and callbacks, imports) and metrics see them.")
-    @click.option("--batch", default=1000, show_default=True, help="Objects per batch.")
+    @click.option("--batch", default=5000, show_default=True, help="Objects per batch.")
     @click.option("--max-rate", type=float, default=None,
                   help="At most this many objects per second (spare a busy database).")
     @click.option("--no-rebuild", is_flag=True, help="Append only; rebuild later.")

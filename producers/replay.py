@@ -55,7 +55,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from celery import Celery
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, String, any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from eventlog import cursors
 from eventlog.rebuild import Progress, RebuildResult, rebuild
@@ -68,8 +69,13 @@ from schemas.settings import Settings
 from workers.routing import stages_for
 from workers.runtime import runtime_of
 
-#: Objects listed, checked against the log, fetched and appended per batch.
-BATCH = 1000
+#: Objects listed, checked against the log, fetched and appended per batch: every batch costs
+#: a few dozen round trips (the check, the append, the followers' cursors), each one a wait for
+#: the GIL while the reading thread parses, so batches of 5,000 rather than 1,000 spare ≈ 10 %
+#: of a replay's CPU.
+BATCH = 5000
+#: Event ids per IN list when checking what SQLite's log already has.
+LOOKUP = 500
 #: Parallel GETs against S3 (the client's pool holds 20 connections).
 S3_FETCHERS = 16
 #: Parallel reads of a folder: none — a local file of an event is read in ≈ 20 µs, less than
@@ -201,7 +207,10 @@ class FolderReader:
                     yield f"{relative}/{name}" if relative != "." else name
 
     def get(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        # a plain path string and an unbuffered read: Path's joining and read_bytes() cost
+        # about as much as reading a small file
+        with open(f"{self.root}{os.sep}{key}", "rb", buffering=0) as stream:
+            return stream.read()
 
 
 @dataclass
@@ -379,6 +388,37 @@ class QuietFollowers:
                 cursors.release(connection, name, self.owner)
         self._held.clear()
 
+    @staticmethod
+    def _over(connection: Any, last_seq: int, new_ids: set[str]) -> tuple[int, int]:
+        """(the seq to move a cursor at ``last_seq`` to, how many events it moves over): the
+        leading run of events after it that this replay appended."""
+        if not new_ids:
+            return last_seq, 0
+        # the usual case in one row: as many events after the cursor as were appended — the
+        # new ones all are (appended after it, under the append lock), so they are all there is
+        following = (
+            select(events.c.seq)
+            .where(events.c.seq > last_seq)
+            .order_by(events.c.seq)
+            .limit(len(new_ids) + 1)  # bounded, however far behind the cursor is
+            .subquery()
+        )
+        after, top = connection.execute(select(func.count(), func.max(following.c.seq))).one()
+        if after == len(new_ids):
+            return int(top), after
+        rows = connection.execute(
+            select(events.c.seq, events.c.event_id)
+            .where(events.c.seq > last_seq)
+            .order_by(events.c.seq)
+            .limit(len(new_ids) + 1)
+        ).all()
+        moved = 0
+        for seq, event_id in rows:
+            if event_id not in new_ids:
+                break
+            last_seq, moved = seq, moved + 1
+        return last_seq, moved
+
     def skip(self, new_ids: set[str], rejected: set[str]) -> None:
         """Move every cursor over this batch's appended events and dead letters (sha256 of the
         raw bytes of the rejected ones)."""
@@ -387,18 +427,7 @@ class QuietFollowers:
                 cursor = cursors.lease(connection, name, self.owner, self.ttl)  # renew
                 if cursor is None:
                     continue
-                last_seq = cursor.last_seq
-                rows = connection.execute(
-                    select(events.c.seq, events.c.event_id)
-                    .where(events.c.seq > last_seq)
-                    .order_by(events.c.seq)
-                    .limit(len(new_ids) + 1)
-                ).all()
-                moved = 0
-                for seq, event_id in rows:
-                    if event_id not in new_ids:
-                        break
-                    last_seq, moved = seq, moved + 1
+                last_seq, moved = self._over(connection, cursor.last_seq, new_ids)
                 last_letter = cursor.last_dead_letter_id
                 if rejected:
                     letters = connection.execute(
@@ -471,11 +500,18 @@ def _missing(engine: Engine, batch: list[Item]) -> list[Item]:
     if not known:
         return batch
     with engine.connect() as connection:
-        present = set(
-            connection.execute(
-                select(events.c.event_id).where(events.c.event_id.in_(known))
-            ).scalars()
-        )
+        if connection.dialect.name == "postgresql":
+            # one array parameter: an IN list of a thousand ids costs ≈ 10 µs an id to render
+            # and bind, the array a fraction of that
+            wanted = events.c.event_id == any_(bindparam("ids", known, type_=ARRAY(String)))
+            present = set(connection.execute(select(events.c.event_id).where(wanted)).scalars())
+        else:
+            present = set()
+            for start in range(0, len(known), LOOKUP):
+                query = select(events.c.event_id).where(
+                    events.c.event_id.in_(known[start : start + LOOKUP])
+                )
+                present.update(connection.execute(query).scalars())
     return [item for item in batch if item.event_id not in present]
 
 
@@ -520,8 +556,19 @@ def replay(
         report.listed = len(items)
         if progress is not None:
             progress.advance(len(items))
-        _replay_items(intake, source, items, window, report, quiet, batch=batch,
-                      max_rate=max_rate, stop=stop, progress=progress, started=started)
+        _replay_items(
+            intake,
+            source,
+            items,
+            window,
+            report,
+            quiet,
+            batch=batch,
+            max_rate=max_rate,
+            stop=stop,
+            progress=progress,
+            started=started,
+        )
         if not stop.is_set():
             _replay_facts(engine, source, window, report)
     report.interrupted = stop.is_set() and report.done < report.listed

@@ -147,3 +147,33 @@ def test_postgresql_events_table_is_append_only(pg_url: str) -> None:
     with engine.connect() as connection:
         assert store.get(connection, "a-1") is not None
     engine.dispose()
+
+
+def test_a_big_batch_appends_like_a_small_one(engine) -> None:
+    """A batch of ``BULK_FROM`` rows or more goes through COPY on PostgreSQL: the same answer
+    (the new ids), the same rows, ``seq`` in batch order, duplicates (in the log and in the
+    batch) skipped, work owed only for the new ones, in the caller's transaction."""
+    size = store.BULK_FROM * 3
+    tricky = {"s": "tab\tnewline\nback\\slash ü \u2028", "n": [1, 2.5, None, True], "e": {}}
+    with engine.begin() as connection:
+        assert store.append_many(connection, [(entry("e-0002"), ())]) == {"e-0002"}
+    batch = [
+        (entry(f"e-{i:04d}", caused_by=None), ["archive"] if i % 2 else [])
+        for i in range(1, size + 1)
+    ]
+    batch.append((entry("e-0003"), ["archive"]))  # twice in the batch: the first one counts
+    batch[4] = (LogEntry(**{**batch[4][0].__dict__, "payload": {"detail": tricky}}), batch[4][1])
+    with engine.begin() as connection:
+        new = store.append_many(connection, batch)
+    assert new == {f"e-{i:04d}" for i in range(1, size + 1)} - {"e-0002"}
+    with engine.connect() as connection:
+        rows = connection.execute(select(events.c.event_id, events.c.seq).order_by(events.c.seq))
+        order = [event_id for event_id, _ in rows]
+        owed = connection.execute(select(func.count()).select_from(outbox)).scalar_one()
+        fifth = store.get(connection, "e-0005")
+    assert order == ["e-0002"] + [f"e-{i:04d}" for i in range(1, size + 1) if i != 2]
+    assert owed == len([i for i in range(1, size + 1) if i % 2 and i != 2])
+    assert fifth is not None and fifth.payload == {"detail": tricky} and fifth.event_time == T0
+    with engine.begin() as connection:  # all of it again: nothing new, in one transaction twice
+        assert store.append_many(connection, batch) == set()
+        assert store.append_many(connection, batch[:size]) == set()

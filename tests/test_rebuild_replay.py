@@ -202,6 +202,26 @@ def test_projections_folded_in_parallel_processes_equal_one_process(
     assert checked.ok and checked.checksum == serial.checksum
 
 
+def test_a_fold_split_over_ranges_of_the_log_equals_one_process(
+    pg_url: str, make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``tasks``/``stores`` folded in two ranges of the log by two processes, the other
+    process's rows merged: the same projections as one process folding it all."""
+    raws = simulated_day_events(3000, seed=24)
+    random.Random(4).shuffle(raws)  # a task's events spread over both ranges
+    engine = ingest(make_settings(database_url=pg_url), raws)
+    serial = rebuild.rebuild(engine, workers=1)
+    monkeypatch.setattr(rebuild, "START_COST", 0)
+    with engine.connect() as connection:
+        plan = rebuild._plan(connection, rebuild.log_bounds(connection)[1], 2)
+    assert [part.names for part in plan[0]] == [("resources",)] and plan[0][0].after > 0
+    assert ("resources",) in [part.names for part in plan[1]]
+    split = rebuild.rebuild(engine, workers=2)
+    assert split.checksum == serial.checksum and split.rows == serial.rows
+    checked = rebuild.check(engine, workers=2)
+    assert checked.ok and checked.checksum == serial.checksum
+
+
 # --- (d) and (e): any order, either database --------------------------------------------------
 
 

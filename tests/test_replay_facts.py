@@ -42,8 +42,11 @@ def test_replay_restores_enrichments_and_callback_history(
     for n in range(8):
         rig.sim.add_run(tasks=2, outcome=("COMPLETED", "FAILED")[n % 2], delay=n * 3.0)
     delivered = rig.simulate()
-    rig.receiver.fail(503, seconds=3.0)  # some deliveries need a second attempt
+    rig.receiver.fail(503)  # some deliveries need a second attempt
     rig.feed(delivered)
+    refused = lambda: sum(r.status == 503 for r in rig.receiver.callbacks())  # noqa: E731
+    wait_for(lambda: refused() >= 3, 60, "callbacks refused")
+    rig.receiver.recover()
     rig.settle()
     final_check(rig)
     engine = rig.engine

@@ -223,6 +223,44 @@ def test_fold_is_the_same_in_any_order_with_duplicates(backend: str) -> None:
     engine.dispose()
 
 
+def test_batches_and_a_whole_log_reducer_fold_like_one_event_at_a_time(backend: str) -> None:
+    """The live path folds a batch at a time, a rebuild the whole log in one reducer (over
+    stored rows for what came late): the same rows as folding event by event, in any order the
+    log can hold — strays, duplicates and look-alikes included."""
+    engine = create_db_engine(backend)
+    facts, run = story()
+    stray = str(uuid.uuid4())
+    facts.enriched(facts.status(run["a"], "RUNNING", 30), stray, "RUNNING", 1, fromApi=True)
+    facts.status("u" * 70, "RUNNING", 5)  # too long for a run uuid
+    facts.add("Run Status Change", {"uuid": stray, "status": "RUNNING"}, at=2)  # not aws.omics
+    rng = random.Random(11)
+    for _ in range(8):
+        ordered = causal_shuffle(list(facts.events) + rng.sample(facts.events, 6), rng)
+        one_by_one = fold(engine, ordered)
+        with engine.begin() as connection:
+            connection.execute(delete(deliveries))
+            connection.execute(delete(runs))
+            start = 0
+            while start < len(ordered):
+                size = rng.randint(1, 9)
+                projections.apply_many(connection, ordered[start : start + size])
+                start += size
+            assert snapshot(connection) == one_by_one
+        with engine.begin() as connection:
+            connection.execute(delete(deliveries))
+            connection.execute(delete(runs))
+            middle = rng.randrange(len(ordered))
+            reducer = projections.Reducer(connection)
+            for start in range(0, middle, 4):
+                reducer.add(ordered[start : min(start + 4, middle)])
+            reducer.write(connection)
+            late = projections.Reducer(connection)  # over the stored rows
+            late.add(ordered[middle:])
+            late.write(connection)
+            assert snapshot(connection) == one_by_one
+    engine.dispose()
+
+
 def test_status_order_is_strict_and_total() -> None:
     later, earlier = T0 + timedelta(seconds=1), T0
     beats = projections.status_beats
