@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Tests are parallel-safe (own database, Redis prefix, buckets, ports): one worker per core.
 PYTEST_ARGS ?= -n auto
 
-.PHONY: demo test lint fmt docs bench clean install
+.PHONY: demo test lint fmt docs bench reliability clean install
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,16 @@ fmt: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/omics-events config table --write README.md
 	$(BIN)/omics-events config env-example --write .env.example
+
+# the fault-injection scenarios (tests/faults), then their table in docs/reliability.md
+# (FAULTS_SOAK=1 make reliability: the long soak variant)
+reliability: $(STAMP)
+	mkdir -p .omics-events && rm -f .omics-events/faults.jsonl
+	-FAULTS_REPORT=.omics-events/faults.jsonl $(BIN)/python -m pytest -m faults $(PYTEST_ARGS) tests/faults
+	$(BIN)/python -m tests.faults.report .omics-events/faults.jsonl --write docs/reliability.md
+
+bench: $(STAMP)
+	$(BIN)/python bench/end_to_end.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .omics-events .pytest_cache

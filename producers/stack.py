@@ -70,6 +70,8 @@ class ProcessUsage:
     cpu_seconds: float = 0.0
     peak_rss_bytes: int = 0
     restarts: int = 0
+    #: restarts by the supervisor after the process exited on its own (a crash)
+    crashes: int = 0
 
     @property
     def peak_rss_mb(self) -> float:
@@ -85,6 +87,7 @@ class _Managed:
     cpu_before_restart: float = 0.0
     last_cpu: float = 0.0
     log_offset: int = 0  # where this incarnation's output starts in the (appended) log
+    held_down: bool = False  # killed or stopped on purpose: the supervisor leaves it down
 
 
 class ProcessStack:
@@ -97,7 +100,11 @@ class ProcessStack:
         *,
         extra_env: Mapping[str, str] | None = None,
         sample_interval: float = 0.5,
+        supervise: bool = False,
     ) -> None:
+        """``supervise=True`` restarts a process that exits on its own, a second later, as the
+        containers' ``restart: unless-stopped`` policy does in production (docker-compose.yml);
+        processes ended through :meth:`kill` or :meth:`stop` stay down until restarted."""
         self.settings = settings
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +119,12 @@ class ProcessStack:
             target=self._sample_loop, name="stack-sampler", daemon=True
         )
         self._sampler.start()
+        self._supervisor: threading.Thread | None = None
+        if supervise:
+            self._supervisor = threading.Thread(
+                target=self._supervise, name="stack-supervisor", daemon=True
+            )
+            self._supervisor.start()
 
     # --- starting --------------------------------------------------------------------------
 
@@ -199,7 +212,7 @@ class ProcessStack:
             for name in list(pending):
                 if self.ready(name):
                     pending.remove(name)
-                elif not self.running(name):
+                elif not self.running(name) and self._supervisor is None:
                     raise RuntimeError(f"{name} exited: {self.log(name)[-2000:]}")
             if pending and time.monotonic() > deadline:
                 raise RuntimeError(f"not ready within {timeout:.0f} s: {', '.join(pending)}")
@@ -215,6 +228,7 @@ class ProcessStack:
 
     def kill(self, name: str, sig: int = signal.SIGKILL, wait: float = 30.0) -> int | None:
         """Signal the process's whole session; waits for it to end. Returns its exit code."""
+        self._managed[name].held_down = True
         process = self._managed[name].process
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
@@ -233,6 +247,7 @@ class ProcessStack:
     def stop(self, name: str, within: float = 30.0) -> float:
         """SIGTERM and wait (SIGKILL after ``within``); seconds it took to exit."""
         started = time.monotonic()
+        self._managed[name].held_down = True
         process = self._managed[name].process
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -249,7 +264,11 @@ class ProcessStack:
         All at once because each process may take seconds to finish its work in hand; one after
         the other, a stack of seven would take the sum of them.
         """
+        self._stop.set()  # the supervisor first: nothing is restarted from here on
+        if self._supervisor is not None:
+            self._supervisor.join(10)
         for managed in self._managed.values():
+            managed.held_down = True
             if managed.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     managed.process.send_signal(signal.SIGTERM)
@@ -262,7 +281,6 @@ class ProcessStack:
                 os.killpg(managed.process.pid, signal.SIGKILL)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 managed.process.wait(5)
-        self._stop.set()
         self._sampler.join(5)
 
     def __enter__(self) -> ProcessStack:
@@ -275,6 +293,21 @@ class ProcessStack:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+    def _supervise(self) -> None:
+        while not self._stop.wait(1.0):
+            with self._lock:
+                crashed = [
+                    name
+                    for name, managed in self._managed.items()
+                    if managed.process.poll() is not None and not managed.held_down
+                ]
+            for name in crashed:
+                if self._stop.is_set():
+                    return
+                with contextlib.suppress(RuntimeError):  # restarted meanwhile
+                    self.start(name, self._managed[name].argv, self._managed[name].env)
+                    self._managed[name].usage.crashes += 1
 
     # --- measuring -------------------------------------------------------------------------
 

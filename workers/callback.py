@@ -83,9 +83,10 @@ RETRY_BASE = 1.0
 PREDECESSOR_WAIT = 5.0
 #: Response bodies kept in facts and dead letters.
 MAX_BODY = 2000
-#: A run's callback lock outlives a dead holder by this many request timeouts (a delivery
-#: makes at most three requests, each bounded per phase by ``CALLBACK_TIMEOUT``), plus a minute.
-LOCK_LEASE_CALLBACKS = 10
+#: Seconds a run's callback lock outlives a dead holder.  A live holder renews it every third
+#: of that for as long as its delivery takes, so the lease need not cover the slowest delivery
+#: and a worker killed mid-delivery holds up its run's next callbacks for seconds, not minutes.
+LOCK_LEASE = 15.0
 #: What the server says when it refuses a terminal status for a run it never saw running.
 INVALID_TRANSITION = "invalid state transition"
 
@@ -287,14 +288,22 @@ def run_lock(runtime: Runtime, run_uuid: str, timeout: float) -> Iterator[None]:
         client = runtime.resource("redis", lambda rt: redis.Redis.from_url(rt.settings.redis_url))
         lease = client.lock(
             f"{settings.redis_key_prefix}callback-lock:{run_uuid}",
-            timeout=LOCK_LEASE_CALLBACKS * settings.callback_timeout + 60,
+            timeout=LOCK_LEASE,
             blocking_timeout=timeout,
+            thread_local=False,  # the renewing thread must see the holder's token
         )
         if not lease.acquire():
             raise RetryLater(f"run {run_uuid} is busy with another callback", 1.0)
+        done = threading.Event()
+        renewer = threading.Thread(
+            target=_renew, args=(lease, done, run_uuid), name="callback-lock", daemon=True
+        )
+        renewer.start()
         try:
             yield
         finally:
+            done.set()
+            renewer.join()
             try:
                 lease.release()
             except redis.exceptions.LockError:  # the lease expired: nothing left to release
@@ -307,6 +316,18 @@ def run_lock(runtime: Runtime, run_uuid: str, timeout: float) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _renew(lease: Any, done: threading.Event, run_uuid: str) -> None:
+    """Keep the lease of a live holder from expiring until ``done``."""
+    while not done.wait(LOCK_LEASE / 3):
+        try:
+            lease.extend(LOCK_LEASE, replace_ttl=True)
+        except redis.exceptions.LockError:
+            log.warning("callback lock of run %s was lost while held", run_uuid)
+            return
+        except redis.RedisError as error:  # Redis away for a moment: try again next round
+            log.warning("renewing the callback lock of run %s failed: %s", run_uuid, error)
 
 
 def running_event_id(run_uuid: str) -> str:
