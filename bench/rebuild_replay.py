@@ -181,15 +181,30 @@ def measure(base_url: str, total: int, names: list[str], workdir: Path) -> Figur
 
 def table(results: list[Figures]) -> Table:
     view = Table(title="rebuild and replay on PostgreSQL")
-    for column in ("events delivered", "unique (log)", "rebuild s", "rebuild ev/s",
-                   "check ev/s", "replay append s", "replay obj/s", "+ rebuild s",
-                   "replay total ev/s", "same checksum"):
+    for column in (
+        "events delivered",
+        "unique (log)",
+        "rebuild s",
+        "rebuild ev/s",
+        "check ev/s",
+        "replay append s",
+        "replay obj/s",
+        "+ rebuild s",
+        "replay total ev/s",
+        "same checksum",
+    ):
         view.add_column(column, justify="right")
     for r in results:
         view.add_row(
-            f"{r.events:,}", f"{r.unique:,}", f"{r.rebuild_s:.1f}", f"{r.rebuild_rate:,.0f}",
-            f"{r.check_rate:,.0f}", f"{r.replay_s:.1f}", f"{r.replay_rate:,.0f}",
-            f"{r.replay_rebuild_s:.1f}", f"{r.replay_total_rate:,.0f}",
+            f"{r.events:,}",
+            f"{r.unique:,}",
+            f"{r.rebuild_s:.1f}",
+            f"{r.rebuild_rate:,.0f}",
+            f"{r.check_rate:,.0f}",
+            f"{r.replay_s:.1f}",
+            f"{r.replay_rate:,.0f}",
+            f"{r.replay_rebuild_s:.1f}",
+            f"{r.replay_total_rate:,.0f}",
             "yes" if r.checksum_equal else "NO",
         )
     return view
@@ -235,7 +250,8 @@ def markdown(results: list[Figures], command: str, info: dict[str, str]) -> str:
     lines += [
         "",
         f"Projection rows at {results[-1].events:,} events: "
-        + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items())) + ".",
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(rows.items()))
+        + ".",
         f"Targets: rebuild ≥ {TARGETS['rebuild']:,} events/s, replay from a folder ≥ "
         f"{TARGETS['replay']:,} events/s.",
         "",
@@ -250,8 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", action="store_true", help="append to docs/benchmarks.md")
     args = parser.parse_args(argv)
     sizes = args.events or [100_000]
-    console.print(f"load average at the start: {os.getloadavg()[0]:.2f} (other work on the "
-                  "machine slows every figure down)")
+    console.print(
+        f"load average at the start: {os.getloadavg()[0]:.2f} (other work on the "
+        "machine slows every figure down)"
+    )
     names: list[str] = []
     workdir = Path(tempfile.mkdtemp(prefix="oe-bench-"))
     results: list[Figures] = []

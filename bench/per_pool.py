@@ -1,0 +1,250 @@
+"""Per pool: the maximum rate of each stage alone, to show where the bottleneck is.
+
+What it measures: ``--events`` N simulator events (the same mix as ``bench/end_to_end.py``) are
+loaded into SQS first; then each stage runs alone, as a real process (``producers/stack.py``),
+on the work the previous stages left, and is timed from the moment it is ready (Celery ping) to
+its last item done:
+
+* **poller** — SQS → log + outbox + Celery publish (events/s, from the first to the last
+  ``received_at``);
+* **archive**, **enrich**, **callback**, **imports** — its outbox rows (published to its Redis
+  queue by the stage before) until all are done (items/s); the callback rows appear only once
+  enrich has run, which is why the stages go in this order;
+* **metrics** — the CloudWatch follower's cursor to the end of the log (log rows/s; it flushes
+  every ``METRICS_FLUSH_INTERVAL``, 1 s here), timed from the process start (start-up
+  included: the follower starts before the worker answers a ping), so a lower bound.
+
+"events/s if alone" scales a stage's rate by items per event (a run status event owes enrich
+and callback, every event owes archive): the smallest is the pipeline's ceiling on this machine.
+Figures, not assertions (DESIGN.md §2).  Run::
+
+    .venv/bin/python bench/per_pool.py --events 2000 --write
+
+``--write`` appends the table, command, date, machine, load average and versions to
+``docs/benchmarks.md``.  Needs PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_URL``); cleans up
+every database, Redis key and process it made, Ctrl-C included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from rich.table import Table
+from sqlalchemy import Engine, func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import (
+    DEFAULT_DATABASE_URL,
+    DEFAULT_REDIS_URL,
+    Bench,
+    Emitter,
+    append_section,
+    command_line,
+    console,
+    generate,
+    machine,
+    usage_delta,
+    usage_snapshot,
+    wait_ready,
+)
+
+from eventlog import cursors
+from eventlog.db import create_db_engine
+from eventlog.tables import events, outbox
+from producers.stack import ProcessStack
+
+STAGES = ("archive", "enrich", "callback", "imports")
+
+
+@dataclass
+class StageFigure:
+    stage: str
+    items: int
+    seconds: float
+    cpu: float
+    rss_mb: float
+    per_event: float  # items this stage owes per emitted event
+
+    @property
+    def rate(self) -> float:
+        return self.items / self.seconds if self.seconds > 0 else float("nan")
+
+    @property
+    def events_rate(self) -> float:
+        return self.rate / self.per_event if self.per_event else float("inf")
+
+
+def _owed(engine: Engine, stage: str) -> tuple[int, int, datetime | None]:
+    """(rows of ``stage``, not done, last done_at)."""
+    with engine.connect() as connection:
+        total, left, last = connection.execute(
+            select(
+                func.count(),
+                func.count().filter(outbox.c.done_at.is_(None)),
+                func.max(outbox.c.done_at),
+            ).where(outbox.c.stage == stage)
+        ).one()
+    return int(total), int(left), last
+
+
+def _wait(check: Callable[[], bool], timeout: float, label: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{label}: timed out")
+        time.sleep(0.2)
+
+
+def measure_poller(
+    stack: ProcessStack, engine: Engine, queue: str, n: int, timeout: float
+) -> StageFigure:
+    before = usage_snapshot(stack)
+    stack.start_poller([queue])
+
+    def logged() -> int:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    select(func.count()).select_from(events).where(events.c.origin == "aws")
+                ).scalar_one()
+            )
+
+    _wait(lambda: logged() >= n, timeout, "poller")
+    with engine.connect() as connection:
+        first, last = connection.execute(
+            select(func.min(events.c.received_at), func.max(events.c.received_at)).where(
+                events.c.origin == "aws"
+            )
+        ).one()
+    cpu, rss = usage_delta(before, stack.usage())["poller"]
+    stack.stop("poller")
+    return StageFigure("poller", n, (last - first).total_seconds(), cpu, rss, 1.0)
+
+
+def measure_stage(
+    stack: ProcessStack, engine: Engine, stage: str, n: int, concurrency: int, timeout: float
+) -> StageFigure:
+    name = stack.start_pool(stage, concurrency=concurrency)
+    wait_ready(stack, [name])
+    before = usage_snapshot(stack)
+    started = datetime.now().astimezone()
+    _wait(lambda: _owed(engine, stage)[1] == 0, timeout, stage)
+    total, _, last = _owed(engine, stage)
+    cpu, rss = usage_delta(before, stack.usage())[name]
+    stack.stop(name)
+    seconds = (last - started).total_seconds() if last else 0.0
+    return StageFigure(stage, total, seconds, cpu, rss, total / n)
+
+
+def measure_metrics(stack: ProcessStack, engine: Engine, n: int, timeout: float) -> StageFigure:
+    with engine.connect() as connection:
+        top, rows = connection.execute(select(func.max(events.c.seq), func.count())).one()
+    # the follower starts with the worker, before it answers a ping: timed from the start
+    before = usage_snapshot(stack)
+    started = time.monotonic()
+    name = stack.start_pool("metrics", concurrency=1)
+
+    def caught_up() -> bool:
+        with engine.connect() as connection:
+            cursor = cursors.read(connection, "cloudwatch")
+        return cursor is not None and cursor.last_seq >= top
+
+    _wait(caught_up, timeout, "metrics")
+    seconds = time.monotonic() - started
+    cpu, rss = usage_delta(before, stack.usage())[name]
+    stack.stop(name)
+    return StageFigure("metrics", int(rows), seconds, cpu, rss, int(rows) / n)
+
+
+def table(figures: list[StageFigure]) -> Table:
+    view = Table(title="each stage alone (one process, pre-loaded work)")
+    for column in (
+        "stage",
+        "items",
+        "seconds",
+        "items/s",
+        "items per event",
+        "events/s if alone",
+        "CPU s",
+        "CPU ms per item",
+        "peak RSS MB",
+    ):
+        view.add_column(column, justify="left" if column == "stage" else "right")
+    slowest = min(figures, key=lambda f: f.events_rate)
+    for f in figures:
+        view.add_row(
+            f.stage,
+            f"{f.items:,}",
+            f"{f.seconds:.1f}",
+            f"{f.rate:,.0f}",
+            f"{f.per_event:.2f}",
+            f"{f.events_rate:,.0f}",
+            f"{f.cpu:.1f}",
+            f"{1000 * f.cpu / max(f.items, 1):.1f}",
+            f"{f.rss_mb:.0f}",
+            style="bold red" if f is slowest else None,
+        )
+    view.caption = (
+        f"slowest: {slowest.stage} ({slowest.events_rate:,.0f} events/s). Items: events "
+        "(poller), outbox rows (archive, enrich, callback, imports), log rows followed (metrics). "
+        "The sweeper runs beside each pool (it re-publishes deferred work)."
+    )
+    return view
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--events", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=4, help="threads per worker pool")
+    parser.add_argument("--timeout", type=float, default=600.0, help="per stage")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL")
+        if (os.environ.get("DATABASE_URL") or "").startswith("postgres")
+        else DEFAULT_DATABASE_URL,
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    parser.add_argument("--write", action="store_true", help="append to docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    console.print(f"load average at the start: {os.getloadavg()[0]:.2f}")
+    with Bench(args.database_url, args.redis_url, seed=args.seed) as bench:
+        assert bench.fakes is not None
+        stream = generate(bench.fakes.sim, args.events)
+        receiver = bench.receiver()
+        settings = bench.settings(ngs360_api_url=receiver.url, outbox_redeliver_after=1800.0)
+        engine = create_db_engine(settings.database_url)
+        queue = bench.fakes.queue("oe-bench-pools")
+        console.print(f"loading {len(stream):,} events into SQS")
+        Emitter([queue], bench.fakes.aws_url).send(stream)
+        stack = bench.process_stack(settings, "per-pool")
+        figures = [measure_poller(stack, engine, queue, len(stream), args.timeout)]
+        console.print(f"  poller: {figures[-1].rate:,.0f} events/s")
+        stack.start_sweeper(every=1.0)  # deferred work (a callback waiting for its predecessor)
+        for stage in STAGES:
+            figures.append(
+                measure_stage(stack, engine, stage, len(stream), args.concurrency, args.timeout)
+            )
+            console.print(f"  {stage}: {figures[-1].rate:,.0f} items/s")
+        figures.append(measure_metrics(stack, engine, len(stream), args.timeout))
+        engine.dispose()
+        info = machine(args.database_url, args.redis_url, bench.load_start)
+    view = table(figures)
+    console.print(view)
+    console.print(info)
+    if args.write:
+        target = append_section("Per pool", command_line("per_pool.py", argv), info, [view], [])
+        console.print(f"appended to {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
