@@ -46,12 +46,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
     API_KEY,
-    DEFAULT_DATABASE_URL,
-    DEFAULT_REDIS_URL,
     REPO,
     Bench,
     Emitter,
     PeakSampler,
+    add_common_arguments,
     append_section,
     callback_times,
     command_line,
@@ -445,15 +444,7 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--timeout", type=float, default=600.0, help="per measured run")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL")
-        if (os.environ.get("DATABASE_URL") or "").startswith("postgres")
-        else DEFAULT_DATABASE_URL,
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
-    parser.add_argument("--write", action="store_true", help="append to docs/benchmarks.md")
+    add_common_arguments(parser)
     return parser
 
 

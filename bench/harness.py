@@ -22,6 +22,7 @@ The pieces:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -601,6 +602,19 @@ def machine(
         "boto3": version("boto3"),
         "moto": version("moto"),
     }
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """What every process-level bench takes: the seed, the servers, ``--write``."""
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL")
+        if (os.environ.get("DATABASE_URL") or "").startswith("postgres")
+        else DEFAULT_DATABASE_URL,
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
+    parser.add_argument("--write", action="store_true", help="append to docs/benchmarks.md")
 
 
 def command_line(script: str, argv: Sequence[str] | None) -> str:

@@ -42,10 +42,9 @@ from sqlalchemy import Engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
-    DEFAULT_DATABASE_URL,
-    DEFAULT_REDIS_URL,
     Bench,
     Emitter,
+    add_common_arguments,
     append_section,
     command_line,
     console,
@@ -205,15 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4, help="threads per worker pool")
     parser.add_argument("--timeout", type=float, default=600.0, help="per stage")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL")
-        if (os.environ.get("DATABASE_URL") or "").startswith("postgres")
-        else DEFAULT_DATABASE_URL,
-    )
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL)
-    parser.add_argument("--write", action="store_true", help="append to docs/benchmarks.md")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     console.print(f"load average at the start: {os.getloadavg()[0]:.2f}")
     with Bench(args.database_url, args.redis_url, seed=args.seed) as bench:

@@ -824,18 +824,23 @@ def _on_job_status(runtime: Runtime, services: ImportServices, event: StoredEven
         already = store.get(connection, checked_id) is not None
     if already:
         return _finish(runtime, event, "already-checked")
+    job_view = _read_job(services, store_id, job_id)
+    if str(job_view.get("status")) not in proj.JOB_TERMINAL:
+        raise RetryLater(f"GetReadSetImportJob says job {job_id} is {job_view.get('status')}", 30)
+    attempt = int(job_row.get("attempt") or 1) if job_row.get("origin") == "ours" else 1
+    return _check(runtime, services, event, job_view, attempt, checked_id)
+
+
+def _read_job(services: ImportServices, store_id: str, job_id: str) -> dict[str, Any]:
+    """GetReadSetImportJob: throttling waits, a job we cannot read is permanent."""
     try:
-        job_view = services.api.get(store_id, job_id)
+        return services.api.get(store_id, job_id)
     except OmicsError as error:
         if error.kind in {"wait", "quota"}:
             raise RetryLater(str(error), _jitter(random.uniform(1.0, 4.0))) from error
         if error.kind in {"gone", "denied", "invalid"}:
             raise PermanentError(f"cannot read import job {job_id}: {error}") from error
         raise
-    if str(job_view.get("status")) not in proj.JOB_TERMINAL:
-        raise RetryLater(f"GetReadSetImportJob says job {job_id} is {job_view.get('status')}", 30)
-    attempt = int(job_row.get("attempt") or 1) if job_row.get("origin") == "ours" else 1
-    return _check(runtime, services, event, job_view, attempt, checked_id)
 
 
 def _watch_job(runtime: Runtime, services: ImportServices, event: StoredEvent) -> str:
@@ -854,14 +859,7 @@ def _watch_job(runtime: Runtime, services: ImportServices, event: StoredEvent) -
         ).scalar_one_or_none()
     if status == "CANCELLED":
         return _finish(runtime, event, "cancelled")
-    try:
-        job_view = services.api.get(store_id, job_id)
-    except OmicsError as error:
-        if error.kind in {"wait", "quota"}:
-            raise RetryLater(str(error), _jitter(random.uniform(1.0, 4.0))) from error
-        if error.kind in {"gone", "denied", "invalid"}:
-            raise PermanentError(f"cannot read import job {job_id}: {error}") from error
-        raise
+    job_view = _read_job(services, store_id, job_id)
     job_status = str(job_view.get("status"))
     if job_status not in proj.JOB_TERMINAL:
         interval = services.config.watch_interval
