@@ -146,12 +146,16 @@ def test_events_with_duplicates_and_malformed_end_once_and_queue_drains(
         rejected = connection.execute(select(func.count()).select_from(dead_letters)).scalar_one()
     assert rejected == len(set(malformed))
     final = poller.stats.snapshot()
-    assert final["received"] == len(bodies)
+    # SQS is at least once: a batch held past the 5 s visibility timeout (a loaded machine) is
+    # received again; what matters is that every receipt was classified and nothing was lost
+    redelivered = final["received"] - len(bodies)
+    assert redelivered >= 0
+    assert final["received"] == final["accepted"] + final["duplicates"] + final["rejected"]
     assert final["accepted"] == 60
-    assert final["duplicates"] == 20
-    assert final["rejected"] == len(malformed)
+    assert 20 <= final["duplicates"] <= 20 + redelivered
+    assert len(malformed) <= final["rejected"] <= len(malformed) + redelivered
     assert liveness.exists()
-    assert reports and reports[-1]["received"] == len(bodies)
+    assert reports and reports[-1]["received"] == final["received"]
 
 
 def test_backpressure_stops_receiving_while_the_outbox_is_full(
