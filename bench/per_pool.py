@@ -81,17 +81,18 @@ class StageFigure:
         return self.rate / self.per_event if self.per_event else float("inf")
 
 
-def _owed(engine: Engine, stage: str) -> tuple[int, int, datetime | None]:
-    """(rows of ``stage``, not done, last done_at)."""
+def _owed(engine: Engine, stage: str) -> tuple[int, int, datetime | None, datetime | None]:
+    """(rows of ``stage``, not done, first done_at, last done_at)."""
     with engine.connect() as connection:
-        total, left, last = connection.execute(
+        total, left, first, last = connection.execute(
             select(
                 func.count(),
                 func.count().filter(outbox.c.done_at.is_(None)),
+                func.min(outbox.c.done_at),
                 func.max(outbox.c.done_at),
             ).where(outbox.c.stage == stage)
         ).one()
-    return int(total), int(left), last
+    return int(total), int(left), first, last
 
 
 def _wait(check: Callable[[], bool], timeout: float, label: str) -> None:
@@ -136,9 +137,12 @@ def measure_stage(
     before = usage_snapshot(stack)
     started = datetime.now().astimezone()
     _wait(lambda: _owed(engine, stage)[1] == 0, timeout, stage)
-    total, _, last = _owed(engine, stage)
+    total, _, first, last = _owed(engine, stage)
     cpu, rss = usage_delta(before, stack.usage())[name]
     stack.stop(name)
+    # a small backlog can be done while the worker still answers its readiness ping
+    if first is not None and first < started:
+        started = first
     seconds = (last - started).total_seconds() if last else 0.0
     return StageFigure(stage, total, seconds, cpu, rss, total / n)
 
