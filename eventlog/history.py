@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
+from eventlog import store
 from eventlog.rebuild import canonical
 from eventlog.store import StoredEvent, as_utc
 from eventlog.tables import events, runs, tasks
@@ -70,24 +71,6 @@ def run_tasks(connection: Connection, run_uuid: str) -> list[dict[str, Any]]:
     return [_row(row) for row in connection.execute(query)]
 
 
-def _stored(row: Any) -> StoredEvent:
-    data = row._mapping
-    return StoredEvent(
-        seq=data["seq"],
-        event_id=data["event_id"],
-        origin=data["origin"],
-        source=data["source"],
-        detail_type=data["detail_type"],
-        resource_arn=data["resource_arn"],
-        resource_id=data["resource_id"],
-        status=data["status"],
-        event_time=as_utc(data["event_time"]),
-        received_at=as_utc(data["received_at"]),
-        caused_by=data["caused_by"],
-        payload=data["payload"],
-    )
-
-
 def timeline(
     connection: Connection, run_uuid: str, *, with_tasks: bool = True
 ) -> list[StoredEvent]:
@@ -96,7 +79,7 @@ def timeline(
     its tasks' status events and their facts."""
     found: dict[int, StoredEvent] = {}
     for row in connection.execute(select(events).where(events.c.resource_id == run_uuid)):
-        event = _stored(row)
+        event = store.stored_event(row)
         found[event.seq] = event
     if with_tasks:
         task_ids = [t["task_id"] for t in run_tasks(connection, run_uuid)]
@@ -108,7 +91,7 @@ def timeline(
                 )
             )
             for row in rows:
-                event = _stored(row)
+                event = store.stored_event(row)
                 detail = event.payload.get("detail") if isinstance(event.payload, dict) else None
                 owner = detail.get("runUuid") if isinstance(detail, dict) else None
                 if owner in (None, run_uuid):
@@ -119,7 +102,7 @@ def timeline(
             select(events).where(events.c.caused_by.in_(causes[start : start + 500]))
         )
         for row in rows:
-            event = _stored(row)
+            event = store.stored_event(row)
             if with_tasks or event.resource_id == run_uuid:
                 found[event.seq] = event
     return [found[seq] for seq in sorted(found)]
@@ -148,8 +131,11 @@ def summary(event: StoredEvent) -> str:
         return " ".join(parts)
     if kind == "Run Enriched":
         parts = [f"for {detail.get('status', '?')}"]
-        for key, label in (("wesRunId", "WES"), ("durationSeconds", "duration s"),
-                           ("failureReason", "failure")):
+        for key, label in (
+            ("wesRunId", "WES"),
+            ("durationSeconds", "duration s"),
+            ("failureReason", "failure"),
+        ):
             if detail.get(key) not in (None, ""):
                 parts.append(f"{label} {detail[key]}")
         if isinstance(detail.get("outputMapping"), dict):

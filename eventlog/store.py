@@ -326,7 +326,7 @@ def schedule(
 
 def get(connection: Connection, event_id: str) -> StoredEvent | None:
     row = connection.execute(select(events).where(events.c.event_id == event_id)).one_or_none()
-    return _stored(row._mapping) if row is not None else None
+    return stored_event(row) if row is not None else None
 
 
 def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
@@ -334,10 +334,12 @@ def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> li
     rows = connection.execute(
         select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(limit)
     )
-    return [_stored(row._mapping) for row in rows]
+    return [stored_event(row) for row in rows]
 
 
-def _stored(row: Any) -> StoredEvent:
+def stored_event(row: Any) -> StoredEvent:
+    """A row of ``events`` (a mapping, or a Row whose ``_mapping`` is one) as a StoredEvent."""
+    row = getattr(row, "_mapping", row)
     return StoredEvent(
         seq=row["seq"],
         event_id=row["event_id"],

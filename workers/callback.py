@@ -728,6 +728,24 @@ def _start_time_from_api(runtime: Runtime, call: Call) -> datetime | None:
     return start if isinstance(start, datetime) else None
 
 
+def _give_up(
+    runtime: Runtime, call: Call, why: str, status: int | None, body: str | None, what: str
+) -> str:
+    """The last word on a callback: a final failure fact and a dead letter saying why."""
+    _record(
+        runtime,
+        call,
+        CALLBACK_FAILED,
+        outcome="dead-lettered",
+        dead_letter=why,
+        final=True,
+        httpStatus=status,
+        responseBody=body,
+        reason=what,
+    )
+    return "dead-lettered"
+
+
 def _failed(
     runtime: Runtime, call: Call, response: httpx.Response | None, error: str | None
 ) -> str:
@@ -737,18 +755,7 @@ def _failed(
     what = f"HTTP {status}" if status is not None else (error or "no response")
     if not _retryable(response):
         why = f"NGS360 refused the callback: {what}: {body or ''}".strip()[:4000]
-        _record(
-            runtime,
-            call,
-            CALLBACK_FAILED,
-            outcome="dead-lettered",
-            dead_letter=why,
-            final=True,
-            httpStatus=status,
-            responseBody=body,
-            reason=what,
-        )
-        return "dead-lettered"
+        return _give_up(runtime, call, why, status, body, what)
     with runtime.engine.connect() as connection:
         failures_before = connection.execute(
             select(func.count())
@@ -766,18 +773,7 @@ def _failed(
             f"NGS360 did not accept the callback within CALLBACK_RETRY_WINDOW ({window:.0f} s, "
             f"{failures_before + 1} attempts); last answer: {what}: {body or ''}"
         ).strip()[:4000]
-        _record(
-            runtime,
-            call,
-            CALLBACK_FAILED,
-            outcome="dead-lettered",
-            dead_letter=why,
-            final=True,
-            httpStatus=status,
-            responseBody=body,
-            reason=what,
-        )
-        return "dead-lettered"
+        return _give_up(runtime, call, why, status, body, what)
     delay = min(settings.callback_backoff_max, RETRY_BASE * 2 ** min(int(failures_before), 20))
     delay = max(delay * random.uniform(0.5, 1.0), _retry_after(response))
     delay = min(delay, max(1.0, window - waited))

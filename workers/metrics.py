@@ -44,7 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from celery import Celery, bootsteps
 from sqlalchemy import Connection, func, select
 
-from eventlog import cursors
+from eventlog import cursors, store
 from eventlog import import_projections as imports
 from eventlog.store import StoredEvent, as_utc, utcnow
 from eventlog.tables import dead_letters, events
@@ -341,24 +341,6 @@ def _order(item: tuple[tuple[str, tuple[tuple[str, str], ...], datetime], _Stats
 # --- reading the log --------------------------------------------------------------------------
 
 
-def _stored(row: Any) -> StoredEvent:
-    data = row._mapping
-    return StoredEvent(
-        seq=data["seq"],
-        event_id=data["event_id"],
-        origin=data["origin"],
-        source=data["source"],
-        detail_type=data["detail_type"],
-        resource_arn=data["resource_arn"],
-        resource_id=data["resource_id"],
-        status=data["status"],
-        event_time=as_utc(data["event_time"]),
-        received_at=as_utc(data["received_at"]),
-        caused_by=data["caused_by"],
-        payload=data["payload"],
-    )
-
-
 def _chunks(items: Sequence[str], size: int = 500) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
@@ -411,7 +393,7 @@ def read_batch(connection: Connection, cursor: cursors.Cursor, *, limit: int = R
     rows = connection.execute(
         select(events).where(events.c.seq > cursor.last_seq).order_by(events.c.seq).limit(limit)
     ).all()
-    stored = [_stored(row) for row in rows]
+    stored = [store.stored_event(row) for row in rows]
     letters = connection.execute(
         select(dead_letters.c.id, dead_letters.c.kind, dead_letters.c.created_at)
         .where(dead_letters.c.id > cursor.last_dead_letter_id)
