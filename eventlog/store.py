@@ -18,13 +18,14 @@ writers anyway.
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from psycopg.types.json import Jsonb
+import psycopg
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from eventlog import projection_set
@@ -269,7 +270,8 @@ _STAGE_SQL = (
     "CREATE TEMPORARY TABLE IF NOT EXISTS events_incoming (LIKE events) ON COMMIT DELETE ROWS;"
     " DELETE FROM events_incoming"
 )
-_COPY_SQL = f"COPY events_incoming (seq, {_COLUMNS}) FROM STDIN"
+_COPY_STAGED_SQL = f"COPY events_incoming (seq, {_COLUMNS}) FROM STDIN"
+_COPY_SQL = f"COPY events ({_COLUMNS}) FROM STDIN"
 _MOVE_SQL = (
     f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM events_incoming ORDER BY seq"
     " ON CONFLICT (event_id) DO NOTHING RETURNING event_id, seq"
@@ -283,17 +285,89 @@ def _append_copied(connection: Connection, rows: list[dict[str, Any]]) -> dict[s
     a row building and sending paged multi-row INSERTs, against a few for a ``COPY`` row) or
     one statement execution per page on the server.  Runs in the caller's transaction, under
     its append lock.  Returns event id -> seq of the rows that were new."""
+    received = {row["received_at"] for row in rows}
+    stamp = received.pop().isoformat() if len(received) == 1 else None
+    text = "".join(
+        copy_line(
+            LogEntry(
+                **{name: row[name] for name in _APPENDED if name != "received_at"},
+            ),
+            json.dumps(row["payload"], ensure_ascii=False),
+            stamp or row["received_at"].isoformat(),
+        )
+        for row in rows
+    )
+    return _move_staged(connection, text.encode("utf-8"))
+
+
+def _move_staged(connection: Connection, data: bytes) -> dict[str, int]:
+    """COPY text of rows (:func:`copy_line`) through the staging table into ``events``."""
     driver = connection.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor:
         cursor.execute(_STAGE_SQL)
-        with cursor.copy(_COPY_SQL) as copy:
-            for place, row in enumerate(rows, 1):
-                copy.write_row(
-                    (place, *(row[name] for name in _APPENDED[:-1]), Jsonb(row["payload"]))
-                )
+        with cursor.copy(_COPY_STAGED_SQL) as copy:
+            for place, line in enumerate(data.splitlines(keepends=True), 1):
+                copy.write(b"%d\t%s" % (place, line))
         cursor.execute(_MOVE_SQL)
         return dict(cursor.fetchall())
+
+
+def append_copy(connection: Connection, data: bytes, event_ids: Sequence[str]) -> set[str]:
+    """Append rows given as ``COPY`` text (:func:`copy_line`, one per event id, ids distinct);
+    returns the ids that were new.  PostgreSQL only: the bulk door of a replay.
+
+    Why not :func:`append_many`: a replay's rows are formatted in worker processes
+    (producers/replay_prepare.py), and the rows a replay appends are almost always all new (it
+    checked the log before fetching them).  So they are copied straight into ``events`` —
+    PostgreSQL's cheapest way in, ≈ 25 % less of its time than the staging table — inside a
+    savepoint; only if one of them is already there (a producer appended it meanwhile) is the
+    batch copied again through the staging table, which skips what the log has.  Owes no work
+    and folds nothing: the replay rebuilds when it ends.  Takes the append lock.
+    """
+    if not event_ids:
+        return set()
+    _lock_for_append(connection)
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    try:
+        # transaction() inside SQLAlchemy's transaction: a savepoint
+        with driver.transaction(), driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
+            copy.write(data)
+        return set(event_ids)
+    except psycopg.errors.UniqueViolation:
+        return set(_move_staged(connection, data))
+
+
+def copy_line(entry: LogEntry, payload: str, received_at: str) -> str:
+    """One row of ``events`` as a line of ``COPY … FROM STDIN`` text, in :data:`_APPENDED`
+    order; ``payload`` is the event's JSON text, ``received_at`` an ISO-8601 time."""
+    fields = (
+        entry.event_id,
+        entry.origin,
+        entry.source,
+        entry.detail_type,
+        entry.resource_arn,
+        entry.resource_id,
+        entry.status,
+        as_utc(entry.event_time).isoformat(),
+        received_at,
+        entry.caused_by,
+        payload,
+    )
+    return "\t".join(_copy_field(value) for value in fields) + "\n"
+
+
+#: What COPY's text format escapes (PostgreSQL docs, "COPY — Text Format").
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_field(value: str | None) -> str:
+    if value is None:
+        return "\\N"
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
 
 
 def owe(connection: Connection, work: list[dict[str, Any]]) -> None:

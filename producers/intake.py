@@ -21,13 +21,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
 
 from celery import Celery
 
 from eventlog import store
 from eventlog.store import LogEntry
-from schemas.parsing import ParsedEvent, Rejected, parse_event
+from schemas.parsing import ParsedEvent, RawEvent, Rejected, parse_event
 from schemas.settings import Settings
 from workers.outbox import publish_owed
 from workers.routing import stages_for
@@ -35,7 +34,6 @@ from workers.runtime import runtime_of
 
 log = logging.getLogger(__name__)
 
-RawEvent = bytes | str | dict[str, Any]
 #: ``stages_for``'s signature: the stages an accepted event owes when it is appended.
 StagesFor = Callable[[ParsedEvent, Settings], Sequence[str]]
 

@@ -18,7 +18,7 @@ import json
 from collections.abc import Iterator
 from typing import IO, Any
 
-from producers.intake import RawEvent
+from schemas.parsing import RawEvent
 
 #: Events submitted per transaction.
 BATCH_SIZE = 200

@@ -93,6 +93,10 @@ def detail_model_for(source: str, detail_type: str) -> type[BaseModel] | None:
     return DETAIL_MODELS_BY_SOURCE.get(source, {}).get(detail_type)
 
 
+#: What :func:`parse_event` takes: the bytes as received, the same as text, or a decoded dict.
+RawEvent = bytes | str | dict[str, Any]
+
+
 @dataclass(frozen=True)
 class ParseLimits:
     """What :func:`parse_event` accepts.  Defaults match :class:`schemas.settings.Settings`."""
@@ -132,6 +136,7 @@ class ParsedEvent:
     payload: dict[str, Any]  # the event as received (after SNS unwrapping), not re-serialised
     raw: bytes  # the bytes as received (before SNS unwrapping)
     replay_name: str | None
+    unwrapped: bool = False  # True if ``raw`` was an SNS notification around ``payload``
 
 
 @dataclass(frozen=True)
@@ -398,6 +403,7 @@ def _build(
         payload=payload,
         raw=raw,
         replay_name=envelope.replay_name,
+        unwrapped=bool(prefix),
     )
 
 
@@ -455,7 +461,7 @@ def _raw_of(raw: Any) -> bytes:
 
 
 def parse_event(
-    raw: bytes | str | dict[str, Any], limits: ParseLimits = DEFAULT_LIMITS
+    raw: RawEvent, limits: ParseLimits = DEFAULT_LIMITS
 ) -> ParsedEvent | Rejected:
     """Validate one raw event; see the module docstring for the order of the checks.
 

@@ -36,6 +36,7 @@ from eventlog.store import LogEntry, StoredEvent
 from eventlog.tables import events, log_cursors, outbox, runs, stores, tasks
 from omics_events import cli
 from producers.intake import Intake
+from producers.replay import open_source, replay
 from producers.simulated_day import simulated_day_events
 from schemas.parsing import ParsedEvent, canonical_json, parse_event
 from schemas.settings import Settings
@@ -588,3 +589,47 @@ def test_the_checksum_covers_every_column_that_is_not_a_reception_time() -> None
     assert rebuild.canonical(datetime(2026, 1, 1, 1, tzinfo=UTC) + timedelta(microseconds=5)) \
         == "2026-01-01T01:00:00.000005Z"
     assert rebuild.canonical({"b": 2.0, "a": [1.5]}) == {"a": [1.5], "b": 2}
+
+
+def test_a_replay_prepared_in_worker_processes_appends_what_the_intake_would(
+    backend: str,
+    make_pg: Callable[[], str],
+    make_settings: Callable[..., Settings],
+    tmp_path: Path,
+) -> None:
+    """Many small batches prepared by two worker processes (producers/replay_prepare.py): a
+    plain folder (no event ids in the names, so duplicates meet in the log and PostgreSQL's
+    direct COPY falls back to the staging table), events the log already has, junk that is
+    dead-lettered and an SNS notification around an event — the same log and projections as
+    the intake makes of the same events."""
+    raws = simulated_day_events(1200, seed=23, reorder_rate=0.2)
+    inner = raws[7]
+    notification = {"Type": "Notification", "MessageId": "m-1", "Message": json.dumps(inner)}
+    junk = [b"{not json", b'{"id": "x"}', b"\xff\xfe not UTF-8"]
+    reference = ingest(make_settings(database_url=fresh_url(backend, make_pg, tmp_path)),
+                       [*raws, notification, *junk])
+    expected = unique_events(raws)
+
+    folder = tmp_path / "events"
+    folder.mkdir()
+    for index, body in enumerate([*(json.dumps(raw).encode() for raw in raws),
+                                  json.dumps(notification).encode(), *junk]):
+        (folder / f"{index:06d}.json").write_bytes(body)
+    app = create_app(make_settings(database_url=backend))
+    Intake(app, publish=False).submit(raws[:100])  # some are in the log already
+    already = count(app.runtime.engine, events)
+
+    report = replay(app, open_source(str(folder), s3_client=lambda: None), batch=100,
+                    processes=2)
+    assert report.listed == len(raws) + 1 + len(junk) and not report.interrupted
+    assert report.appended == len(expected) - already
+    assert report.rejected == len(junk)
+    assert report.rebuilt is not None
+    assert report.rebuilt.checksum.digest == checksum_of(reference).digest
+    engine = app.runtime.engine
+    assert count(engine, events) == len(expected)
+    with engine.connect() as connection:
+        stored = connection.execute(
+            select(events.c.payload).where(events.c.event_id == inner["id"])
+        ).scalar_one()
+    assert stored == inner  # the event inside the notification, not the notification
