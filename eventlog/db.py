@@ -10,9 +10,12 @@ wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
@@ -46,7 +49,36 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 5)
-    return create_engine(url, **kwargs)
+    kwargs.setdefault("json_deserializer", loads_json)
+    engine = create_engine(url, **kwargs)
+    event.listen(engine, "connect", _postgresql_session)
+    return engine
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    # sessions in UTC: psycopg then hands timestamps back with datetime.UTC itself, which every
+    # reader of the log wants anyway (no astimezone() per value in a rebuild).  A SET, not a
+    # startup option: connection poolers (PgBouncer) refuse unknown startup parameters.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET TIME ZONE 'UTC'")
+    dbapi_connection.commit()
+
+
+#: A run of digits orjson would read as a float (it keeps integers of 64 bits only).
+_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+
+
+def loads_json(data: str | bytes) -> Any:
+    """JSONB and JSON values from PostgreSQL: orjson (3-4 times faster than :func:`json.loads`
+    — a rebuild decodes every payload of the log), the standard decoder where orjson would
+    not give the same value: integers past 64 bits, and anything it refuses."""
+    raw = data.encode() if isinstance(data, str) else bytes(data)
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
