@@ -210,6 +210,10 @@ def register(
     @click.option("--max-rate", type=float, default=None,
                   help="At most this many objects per second (spare a busy database).")
     @click.option("--no-rebuild", is_flag=True, help="Append only; rebuild later.")
+    @click.option("--processes", type=click.IntRange(min=0), default=None,
+                  help="Worker processes that read and parse (default: one per core; 0: "
+                  "none, a thread). A replay of one batch or less, or with side effects, "
+                  "uses a thread.")
     def replay_command(
         source: str,
         since: datetime | None,
@@ -218,6 +222,7 @@ def register(
         batch: int,
         max_rate: float | None,
         no_rebuild: bool,
+        processes: int | None,
     ) -> None:
         """Append the archived events the log lacks from SOURCE, then rebuild.
 
@@ -248,6 +253,7 @@ def register(
                         stop=stop,
                         progress=progress,
                         rebuild_after=not no_rebuild,
+                        processes=processes,
                     )
             except FollowerBusy as error:
                 raise click.ClickException(str(error)) from None

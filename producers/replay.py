@@ -16,17 +16,23 @@ How:
 1. **List**, cheaply bounded by ``--since/--until``: in the archive layout the key's date path
    is the event's UTC day, so whole days outside the window are never listed, and an object
    whose name (``{event id}.json``) is already in the log is never fetched.
-2. **Fetch in parallel** (a thread pool: S3 GETs are latency bound), a batch ahead of the
-   appends.
-3. **Append through the intake** (:class:`producers.intake.Intake`), the same parse → append
-   path as every producer, so validation, dead letters and deduplication are the same; events
-   outside the window (by event time) are skipped.  Replayed events owe **no** work: the archive
-   need not be written again, and side effects — enrichment and callbacks, import retries —
-   are off unless ``--with-side-effects``.  Metrics and alerts are not stages but log
-   *followers* (:mod:`eventlog.cursors`), so the replay holds their leases while it runs and
-   moves their cursors over what it appended: CloudWatch and SNS never hear of replayed events.
-   A running follower holds its lease; the replay then refuses to start (stop the metrics pool,
-   or pass ``--with-side-effects``).
+2. **Prepare** each batch away from this process (:mod:`producers.replay_prepare`): worker
+   processes, one per core, read the objects of a folder or file (S3 objects are fetched here
+   by a thread pool, GETs being latency bound), parse each with :func:`schemas.parse_event` —
+   the gate every producer uses, so validation and rejection reasons are the same — drop
+   events outside the window (by event time) and repeats, and format the rows.  A few batches
+   are in flight, ahead of the appends.
+3. **Append** batch by batch in listing order, each in one transaction: the rows
+   (idempotent, under the append lock; on PostgreSQL a ``COPY``,
+   :func:`eventlog.store.append_copy`) and the rejected events as dead letters with their
+   reason and bytes.  Replayed events owe **no**
+   work: the archive need not be written again, and side effects — enrichment and callbacks,
+   import retries — are off unless ``--with-side-effects`` (which appends through the intake,
+   :class:`producers.intake.Intake`, owing the stages and folding as it goes).  Metrics and
+   alerts are not stages but log *followers* (:mod:`eventlog.cursors`), so the replay holds
+   their leases while it runs and moves their cursors over what it appended: CloudWatch and
+   SNS never hear of replayed events.  A running follower holds its lease; the replay then
+   refuses to start (stop the metrics pool, or pass ``--with-side-effects``).
 4. **Rebuild** the projections from the log (:func:`eventlog.rebuild.rebuild`) and print the
    checksum.  Without side effects the appends skip the live folds: the rebuild folds every
    event anyway, and folding twice would halve the replay's rate.  With side effects they fold
