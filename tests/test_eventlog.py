@@ -177,3 +177,24 @@ def test_a_big_batch_appends_like_a_small_one(engine) -> None:
     with engine.begin() as connection:  # all of it again: nothing new, in one transaction twice
         assert store.append_many(connection, batch) == set()
         assert store.append_many(connection, batch[:size]) == set()
+
+
+def test_payloads_read_back_exactly_whatever_their_numbers(engine) -> None:
+    """PostgreSQL's JSONB is decoded with orjson where it gives json.loads's value and with
+    json.loads where it would not (integers past 64 bits become floats in orjson)."""
+    numbers = {
+        "past_64_bits": 2**70,
+        "below_int64": -(2**63) - 1,
+        "uint64_max": 2**64 - 1,
+        "nineteen_digits_in_text": "1234567890123456789",
+        "float": 0.1,
+        "unicode": "ü \u2028",
+    }
+    with engine.begin() as connection:
+        store.append(connection, LogEntry(**{**entry("e-big").__dict__, "payload": numbers}))
+        store.append(connection, LogEntry(**{**entry("e-small").__dict__, "payload": {"n": 7}}))
+    with engine.connect() as connection:
+        big, small = store.get(connection, "e-big"), store.get(connection, "e-small")
+    assert big is not None and big.payload == numbers
+    assert type(big.payload["past_64_bits"]) is int and type(big.payload["below_int64"]) is int
+    assert small is not None and small.payload == {"n": 7}
