@@ -50,7 +50,7 @@ import pickle
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -87,10 +87,12 @@ BATCH = 5000
 COPY_BATCH = 2000
 #: Folded events from which a rebuild folds its projections in parallel processes.
 PARALLEL_FROM = 20_000
-#: What starting a fold process and handing its rows back costs, in events folded meanwhile
-#: (≈ 0.5 s to start, ≈ 0.4 s to send and merge its rows, at ≈ 20,000 events/s): a parallel
-#: rebuild gives the other process that many events fewer than half (:func:`_plan`).
-START_COST = 20_000
+#: What a fold process costs beyond its events, in ``resources`` events (:attr:`eventlog.
+#: projection_set.Projection.cost` units) folded meanwhile: ≈ 0.7 s to start, then reading its
+#: rows back out of its scratch tables, sending and merging them — measured on 100k events of
+#: a simulated day, the other process finished ≈ 2.5 s (≈ 50,000 such events) after this one
+#: when this was 0.  A parallel rebuild gives it that many fewer than half (:func:`_plan`).
+START_COST = 50_000
 #: Columns left out of the checksum (not of ``--check``): when *this database* received
 #: something, which a replay from the archive cannot reproduce (module docstring).
 RECEPTION_COLUMNS: dict[str, frozenset[str]] = {
@@ -362,14 +364,19 @@ def fold_into(
     progress: Progress | None = None,
     only: Collection[str] | None = None,
     before_finish: Callable[[projection_set.LogFold], None] | None = None,
+    log_fold: projection_set.LogFold | None = None,
+    finish: bool = True,
 ) -> tuple[int, int]:
     """Fold the log of ``source`` in ``(after_seq, upto_seq]`` into ``target``'s projection
     tables (those of the projections in ``only``; all by default), in log order; returns
     (events folded, last seq folded or ``after_seq``).  ``before_finish`` may merge rows folded
-    elsewhere into the fold before its reducers write (:func:`_fold_log`)."""
+    elsewhere into the fold before its reducers write (:func:`_fold_log`).  ``log_fold``: go
+    on with this fold (its projections, its target) instead of a new one; ``finish=False``:
+    leave its reducers' rows in memory (:func:`rebuild` copies them to the live tables)."""
     folded, last = 0, after_seq
-    log_fold = projection_set.LogFold(target, only)
-    chunks = _stored_events(source, after_seq=after_seq, upto_seq=upto_seq, batch=batch, only=only)
+    log_fold = log_fold or projection_set.LogFold(target, only)
+    names = [projection.name for projection in log_fold.projections]
+    chunks = _stored_events(source, after_seq=after_seq, upto_seq=upto_seq, batch=batch, only=names)
     for chunk in chunks:
         log_fold.fold(chunk)
         folded += len(chunk)
@@ -378,7 +385,8 @@ def fold_into(
             progress.advance(len(chunk))
     if before_finish is not None:
         before_finish(log_fold)
-    log_fold.finish()
+    if finish:
+        log_fold.finish()
     return folded, last
 
 
@@ -400,19 +408,44 @@ def _copy(source: Connection, target: Connection, table: Table, progress: Progre
     by the target, in the source's order)."""
     surrogate = _surrogate(table)
     names = [c.name for c in table.columns if c.name != surrogate]
-    stamps = _datetime_columns(table)
     order = [table.c[surrogate]] if surrogate else list(table.primary_key.columns)
-    copied = 0
     result = source.execute(
         select(*(table.c[n] for n in names))
         .order_by(*order)
         .execution_options(yield_per=COPY_BATCH)
     )
+    return _insert_rows(target, table, names, result.partitions(COPY_BATCH), progress)
+
+
+def _write_rows(
+    target: Connection, table: Table, rows: list[dict[str, Any]], progress: Progress
+) -> int:
+    """Insert rows a reducer handed over (:meth:`eventlog.projection_set.LogFold.take_rows`),
+    in primary-key order, as :func:`_copy` inserts scratch rows."""
+    names = [c.name for c in table.columns]
+    key = [c.name for c in table.primary_key.columns]
+    ordered = sorted(rows, key=lambda row: tuple(row[name] for name in key))
+    values = [tuple(row.get(name) for name in names) for row in ordered]
+    pages = (values[start : start + COPY_BATCH] for start in range(0, len(values), COPY_BATCH))
+    return _insert_rows(target, table, names, pages, progress)
+
+
+def _insert_rows(
+    target: Connection,
+    table: Table,
+    names: list[str],
+    pages: Iterable[Sequence[Sequence[Any]]],
+    progress: Progress,
+) -> int:
+    """Rows (value sequences in ``names`` order), page by page, into ``target``'s ``table``:
+    ``COPY`` on PostgreSQL (:func:`_copy_rows`), an executemany on SQLite."""
     if target.dialect.name == "postgresql":
-        return _copy_rows(result, target, table, names, progress)
-    for rows in result.partitions(COPY_BATCH):
+        return _copy_rows(pages, target, table, names, progress)
+    stamps = _datetime_columns(table)
+    copied = 0
+    for page in pages:
         chunk = []
-        for row in rows:
+        for row in page:
             values = dict(zip(names, row, strict=True))
             for name in stamps:
                 if values[name] is not None:
@@ -425,7 +458,11 @@ def _copy(source: Connection, target: Connection, table: Table, progress: Progre
 
 
 def _copy_rows(
-    result: Any, target: Connection, table: Table, names: list[str], progress: Progress
+    pages: Iterable[Sequence[Sequence[Any]]],
+    target: Connection,
+    table: Table,
+    names: list[str],
+    progress: Progress,
 ) -> int:
     """PostgreSQL's ``COPY … FROM STDIN`` in the target's transaction: the rows go as one
     stream, without a statement per page to build and parse (an INSERT executemany of the
@@ -442,8 +479,8 @@ def _copy_rows(
     driver = target.connection.driver_connection
     assert driver is not None
     with driver.cursor() as cursor, cursor.copy(statement) as stream:
-        for rows in result.partitions(COPY_BATCH):
-            for row in rows:
+        for page in pages:
+            for row in page:
                 values = list(row)
                 for index, value in enumerate(values):
                     if index in json_columns:
@@ -451,8 +488,8 @@ def _copy_rows(
                     elif isinstance(value, datetime):
                         values[index] = _utc(value)
                 stream.write_row(values)
-            copied += len(rows)
-            progress.advance(len(rows))
+            copied += len(page)
+            progress.advance(len(page))
     return copied
 
 
@@ -522,7 +559,7 @@ def _plan(connection: Connection, upto: int, workers: int) -> list[list[Part]]:
         ).all()
     )
     load = {
-        p.name: sum(counts.get(kind, 0) for kind in p.detail_types)
+        p.name: p.cost * sum(counts.get(kind, 0) for kind in p.detail_types)
         for p in projection_set.PROJECTIONS
     }
     groups: list[list[str]] = [[] for _ in range(workers)]
@@ -538,7 +575,7 @@ def _plan(connection: Connection, upto: int, workers: int) -> list[list[Part]]:
         return plan
     projection = projection_set.selected(mine)[0]
     lightest = min(range(1, len(busy)), key=lambda index: busy[index][1])
-    moved = (busy[0][1] - busy[lightest][1] - START_COST) // 2
+    moved = int((busy[0][1] - busy[lightest][1] - START_COST) / 2 / projection.cost)
     if not projection_set.splittable(projection) or moved <= 0:
         return plan
     split = connection.execute(
@@ -601,23 +638,35 @@ def _fold_log(
     batch: int,
     progress: Progress,
     workers: int | None,
-) -> int:
+) -> tuple[int, projection_set.LogFold]:
     """Fold the log up to ``upto`` into the scratch tables, split over processes
     (:func:`_plan`): projections own disjoint tables and read nothing of each other's, so each
     can be folded on its own, in log order, and the results put side by side; a projection
     whose reducer merges (``tasks``/``stores``) may also be folded in two ranges of the log,
-    whose rows this process merges before writing them."""
+    whose rows this process merges.  Returns (events folded, this process's fold), the fold
+    *unfinished*: its reducers still hold their rows (the caller finishes it, or takes them)."""
     total = _count_folded(source, 0, upto)
     if workers is None:  # a process costs a second to start: worth it for big logs only
         workers = _default_workers(engine) if total >= PARALLEL_FROM else 1
     plan = _plan(source, upto, workers)
     if len(plan) == 1:
         progress.start("folding the log", total)
-        return fold_into(folded_rows, source, upto_seq=upto, batch=batch, progress=progress)[0]
+        log_fold = projection_set.LogFold(folded_rows)
+        folded = fold_into(
+            folded_rows,
+            source,
+            upto_seq=upto,
+            batch=batch,
+            progress=progress,
+            log_fold=log_fold,
+            finish=False,
+        )[0]
+        return folded, log_fold
     url = engine.url.render_as_string(hide_password=False)
     children = [_start_child(url, parts, batch) for parts in plan[1:]]
     (mine,) = plan[0]
     folded = 0
+    log_fold = projection_set.LogFold(folded_rows, mine.names)
 
     def gather(log_fold: projection_set.LogFold) -> None:
         """The children's rows: merged into this fold, or put beside it."""
@@ -648,15 +697,16 @@ def _fold_log(
             upto_seq=mine.upto,
             batch=batch,
             progress=progress,
-            only=mine.names,
             before_finish=gather,
+            log_fold=log_fold,
+            finish=False,
         )[0]
     finally:
         for child in children:
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    return folded
+    return folded, log_fold
 
 
 def _start_child(url: str, parts: Sequence[Part], batch: int) -> subprocess.Popen[bytes]:
@@ -732,7 +782,9 @@ def rebuild(
     with scratch() as folded_rows:
         with engine.connect() as source:
             log_events, upto = log_bounds(source)
-            folded = _fold_log(engine, source, folded_rows, upto, batch, progress, workers)
+            folded, log_fold = _fold_log(
+                engine, source, folded_rows, upto, batch, progress, workers
+            )
             source.rollback()
         rows: dict[str, int] = {}
         with engine.begin() as live:
@@ -741,19 +793,32 @@ def rebuild(
                 for table in tables:
                     live.execute(delete(table))
             _lock_appends(live)
-            late, _ = fold_into(folded_rows, live, after_seq=upto, batch=batch)
+            # what was appended since: into this process's fold, and the rest into scratch
+            late, _ = fold_into(
+                folded_rows, live, after_seq=upto, batch=batch, log_fold=log_fold, finish=False
+            )
+            others = [p.name for p in projection_set.PROJECTIONS if p not in log_fold.projections]
+            if others:
+                late += fold_into(folded_rows, live, after_seq=upto, batch=batch, only=others)[0]
             folded += late
             log_events += late
+            # the reducers that can hand their rows over skip the scratch tables altogether
+            direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
+            log_fold.finish()
             if live.dialect.name == "postgresql":
                 for table in tables:
                     live.execute(delete(table))
-            total = sum(
+            total = sum(len(table_rows) for table_rows in direct.values()) + sum(
                 int(folded_rows.execute(select(func.count()).select_from(t)).scalar_one())
                 for t in tables
+                if t.name not in direct
             )
             progress.start("writing the projections", total)
             for table in reversed(tables):
-                rows[table.name] = _copy(folded_rows, live, table, progress)
+                if table.name in direct:
+                    rows[table.name] = _write_rows(live, table, direct[table.name], progress)
+                else:
+                    rows[table.name] = _copy(folded_rows, live, table, progress)
     seconds = time.perf_counter() - started
     progress.start("checksum", None)
     return RebuildResult(log_events, folded, rows, seconds, checksum_of(engine))
@@ -841,7 +906,8 @@ def check(
     started = time.perf_counter()
     with scratch() as folded_rows, _snapshot(engine) as live:
         log_events, upto = log_bounds(live)
-        folded = _fold_log(engine, live, folded_rows, upto, batch, progress, workers)
+        folded, log_fold = _fold_log(engine, live, folded_rows, upto, batch, progress, workers)
+        log_fold.finish()
         progress.start("comparing", None)
         difference, tables = compare(live, folded_rows)
         digest = checksum(live) if difference is None else None

@@ -105,9 +105,23 @@ def _detail(event: Any) -> dict[str, Any]:
 
 def normalise_status(value: Any) -> str | None:
     """``"creation failed"`` -> ``CREATION_FAILED`` (the schemas' rule); None if not a string."""
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str):
         return None
-    return "_".join(value.strip().upper().replace("-", " ").split())[:32]
+    known = _NORMALISED.get(value)
+    if known is not None:
+        return known
+    if not value.strip():
+        return None
+    normalised = "_".join(value.strip().upper().replace("-", " ").split())[:32]
+    if len(_NORMALISED) < _NORMALISED_MAX:
+        _NORMALISED[value] = normalised
+    return normalised
+
+
+#: Statuses already normalised: a log holds a handful of distinct ones, and a rebuild asks for
+#: each event's (bounded, so a log of odd statuses cannot grow it without end).
+_NORMALISED: dict[str, str] = {}
+_NORMALISED_MAX = 4096
 
 
 def _last_segment(arn: str | None) -> str | None:
@@ -278,7 +292,15 @@ TABLES = (tasks, stores)
 
 
 def _key(table: Table, row: Row) -> tuple[Any, ...]:
-    return tuple(row[key.name] for key in table.primary_key.columns)
+    first, second = _KEY_NAMES[table]
+    return (row[first], row[second])
+
+
+#: Each table's primary key: two columns (:func:`_existing` relies on it too).
+_KEY_NAMES: dict[Table, tuple[str, str]] = {
+    table: (table.primary_key.columns[0].name, table.primary_key.columns[1].name)
+    for table in (tasks, stores)
+}
 
 
 def _normalised(table: Table, row: Row) -> Row:
@@ -403,6 +425,12 @@ class Reducer:
             row = _normalised(table, stored)
             key = _key(table, row)
             facts[key] = merge(facts[key], row) if key in facts else row
+
+    def take_rows(self) -> dict[Table, list[Row]]:
+        """What was reduced, as the rows of tables that held none (a rebuild's), handed over
+        instead of written; the reducer is empty afterwards."""
+        taken = {table: list(self.reduced.pop(table, {}).values()) for table in TABLES}
+        return {table: rows for table, rows in taken.items() if rows}
 
     def write(self, connection: Connection) -> None:
         """Merge what was reduced into the stored rows (one read and one write per table)."""
