@@ -649,19 +649,6 @@ def _fold_log(
     if workers is None:  # a process costs a second to start: worth it for big logs only
         workers = _default_workers(engine) if total >= PARALLEL_FROM else 1
     plan = _plan(source, upto, workers)
-    if len(plan) == 1:
-        progress.start("folding the log", total)
-        log_fold = projection_set.LogFold(folded_rows)
-        folded = fold_into(
-            folded_rows,
-            source,
-            upto_seq=upto,
-            batch=batch,
-            progress=progress,
-            log_fold=log_fold,
-            finish=False,
-        )[0]
-        return folded, log_fold
     url = engine.url.render_as_string(hide_password=False)
     children = [_start_child(url, parts, batch) for parts in plan[1:]]
     (mine,) = plan[0]
@@ -671,6 +658,8 @@ def _fold_log(
     def gather(log_fold: projection_set.LogFold) -> None:
         """The children's rows: merged into this fold, or put beside it."""
         nonlocal folded
+        if not children:
+            return
         others = sorted({name for parts in plan[1:] for part in parts for name in part.names})
         progress.start(f"folding the log ({', '.join(others)}, in other processes)", len(others))
         for child, parts in zip(children, plan[1:], strict=True):
@@ -687,8 +676,8 @@ def _fold_log(
 
     try:
         progress.start(
-            f"folding the log ({', '.join(mine.names)})",
-            _count_folded(source, mine.after, mine.upto, mine.names),
+            f"folding the log ({', '.join(mine.names)})" if children else "folding the log",
+            _count_folded(source, mine.after, mine.upto, mine.names) if children else total,
         )
         folded += fold_into(
             folded_rows,

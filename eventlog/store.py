@@ -31,7 +31,7 @@ from sqlalchemy import Connection, and_, func, or_, select, update
 from eventlog import projection_set
 from eventlog.tables import dead_letters, events, outbox
 from eventlog.tables import dialect_insert as _insert
-from schemas.parsing import ParsedEvent
+from schemas.parsing import ParsedEvent, Rejected
 
 #: Namespace of every id the pipeline derives (uuid5), so ids are stable across processes.
 PIPELINE_NAMESPACE = uuid.UUID("6f1c5d0e-3a49-4b8e-9d55-0b7e1a2c9f10")
@@ -527,6 +527,18 @@ def unfinished_count(connection: Connection) -> int:
 
 
 # --- dead letters ----------------------------------------------------------------------------
+
+
+def reject(connection: Connection, rejected: Rejected) -> bool:
+    """A rejected event as a dead letter: its reason and raw bytes; True if new."""
+    return dead_letter(
+        connection,
+        kind="rejected",
+        reason=rejected.reason,
+        raw=rejected.raw,
+        event_id=rejected.event_id,
+        detail_type=rejected.detail_type,
+    )
 
 
 def dead_letter(

@@ -121,14 +121,7 @@ class Intake:
             )
             for item in parsed:
                 if isinstance(item, Rejected):
-                    store.dead_letter(
-                        connection,
-                        kind="rejected",
-                        reason=item.reason,
-                        raw=item.raw,
-                        event_id=item.event_id,
-                        detail_type=item.detail_type,
-                    )
+                    store.reject(connection, item)
         report = IntakeReport()
         seen: set[str] = set()
         for item in parsed:

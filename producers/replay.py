@@ -485,14 +485,7 @@ def _append(
                     connection, [(entry, ()) for entry in prepared.entries], fold=False
                 )
             for item in prepared.rejected:
-                store.dead_letter(
-                    connection,
-                    kind="rejected",
-                    reason=item.reason,
-                    raw=item.raw,
-                    event_id=item.event_id,
-                    detail_type=item.detail_type,
-                )
+                store.reject(connection, item)
     report.appended += len(new_ids)
     report.duplicates += len(prepared.event_ids) - len(new_ids)
     report.rejected += len(prepared.rejected)
