@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Tests are parallel-safe (own database, Redis prefix, buckets, ports): one worker per core.
-PYTEST_ARGS ?= -n auto
+# Tests are parallel-safe (own database, Redis prefix, buckets, ports): one worker per core;
+# loadgroup: longest first, the fault scenarios in two groups (tests/conftest.py, scheduling).
+PYTEST_ARGS ?= -n auto --dist loadgroup
 
 .PHONY: demo test lint fmt docs bench reliability clean install
 

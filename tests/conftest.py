@@ -10,10 +10,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,101 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 REPO = Path(__file__).resolve().parent.parent
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+
+# --- scheduling (pytest-xdist) ----------------------------------------------------------------
+#
+# The suite is dominated by a few long tests.  Handed out in file order, a four-minute test can
+# start last and run alone while the other workers idle; so the units of work are handed out
+# longest first.  A unit is one test, except for the fault scenarios: they share a running
+# system per worker (a module-scoped fixture that takes seconds to start), so they are split in
+# two groups of about the same length, each run in order on one worker.  (pytest-xdist 3.8's
+# own ``--dist loadgroup`` groups ``xdist_group`` marks by rewriting ``item._nodeid``, which
+# pytest 9 no longer reads, so its groups are silently ignored; this groups by the test ids.)
+# Only the order and the grouping change: every test runs, on its own, as before.
+
+#: Rough seconds of the longest tests (``--durations``): a hint for the order only.  A name
+#: missing here (or no longer existing) costs nothing but a later start.
+LONGEST = {
+    "test_simulated_stream.py::test_two_thousand_simulated_events": 240,
+    "test_config_and_docs.py::test_demo_on_the_embedded_default": 100,
+    "test_rebuild_replay.py::test_a_full_simulated_day_of_50k_events": 95,
+    "test_imports.py::test_three_hundred_files": 90,
+    "test_enrich_callback.py::test_two_hundred_runs": 90,
+    "test_metrics.py::test_cloudwatch_outage_delays_nothing_else_and_metrics_resume[60s]": 65,
+    "test_logs.py::test_demo_logs_hold_no_secret": 60,
+    "test_enrich_callback.py::test_receiver_503_for_a_minute": 60,
+    "test_poller.py::test_database_outage_poller_keeps_running": 50,
+    "test_imports.py::test_transient_failures_retried": 50,
+    "test_bench.py::test_end_to_end_and_baseline_tiny": 40,
+    "test_poller.py::test_poller_killed_and_restarted": 40,
+    "test_lifecycle.py::test_worker_warm_shutdown_under_load": 30,
+    "test_metrics.py::test_metrics_in_cloudwatch_match_the_log": 30,
+    "test_enrich_callback.py::test_throttled_healthomics": 30,
+    "test_flatten.py::test_round_trip_for_any_json_object": 25,
+    "test_rebuild_replay.py::test_replay_from_the_s3_archive": 25,
+    "test_rebuild_replay.py::test_task_and_store_folds": 20,
+}
+FAULT_SCENARIO = "tests/faults/test_fault_scenarios.py::test_fault_scenario["
+#: scenario -> (group, rough seconds); a scenario not listed joins the first group
+FAULT_GROUPS = {
+    "ngs360-503-then-slow": ("faults-a", 95),
+    "healthomics-throttled": ("faults-a", 50),
+    "cloudwatch-down": ("faults-a", 27),
+    "redis-lost": ("faults-a", 25),
+    "kill-sweeper": ("faults-a", 20),
+    "kill-imports": ("faults-a", 25),
+    "kill-metrics": ("faults-a", 25),
+    "postgres-down": ("faults-b", 70),
+    "malformed": ("faults-b", 40),
+    "duplicates-reorder-drops": ("faults-b", 35),
+    "kill-archive": ("faults-b", 32),
+    "kill-enrich": ("faults-b", 30),
+    "kill-poller": ("faults-b", 30),
+    "kill-callback": ("faults-b", 26),
+}
+
+
+def _unit(nodeid: str) -> str:
+    """The unit of work ``nodeid`` belongs to: a fault scenarios' group, else the test."""
+    if nodeid.startswith(FAULT_SCENARIO):
+        scenario = nodeid[len(FAULT_SCENARIO) :].partition("]")[0]
+        return FAULT_GROUPS.get(scenario, ("faults-a", 0))[0]
+    return nodeid
+
+
+def _unit_seconds(nodeid: str, slow: bool) -> float:
+    unit = _unit(nodeid)
+    if unit != nodeid:
+        return 12.0 + sum(seconds for group, seconds in FAULT_GROUPS.values() if group == unit)
+    for name, seconds in LONGEST.items():
+        if name in nodeid:
+            return seconds
+    return 10.0 if slow else 0.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers only (each sorts alike, so their collections still agree):
+    longest unit first, the scheduler below hands them out in this order.  A plain ``pytest``
+    run keeps the file order."""
+    if hasattr(config, "workerinput"):
+        slow = {item.nodeid: item.get_closest_marker("slow") is not None for item in items}
+        items.sort(key=lambda item: -_unit_seconds(item.nodeid, slow[item.nodeid]))
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup``: the units above, in the workers' (longest first) order."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LongestFirst(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    config.option.loadscopereorder = False  # keep the collection's order (not by unit size)
+    return LongestFirst(config, log)
 
 
 def unique(prefix: str) -> str:
@@ -76,15 +173,61 @@ def pg_template(pg_base_url: str) -> Iterator[str]:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class _Clones:
+    """Fresh clones of the template, made one ahead and dropped behind, in a thread of their
+    own: a test still gets a database nobody has touched, without waiting for PostgreSQL to
+    copy one (or to drop the last test's) in between."""
+
+    def __init__(self, base_url: str, template: str) -> None:
+        self.base_url, self.template = base_url, template
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-clones")
+        self._next: Future[str] | None = None
+        self._drops: list[Future[None]] = []
+
+    def _create(self) -> str:
+        name = unique("oe_test_")
+        with _admin(self.base_url) as admin:
+            admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        return name
+
+    def _drop(self, name: str) -> None:
+        with _admin(self.base_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def take(self) -> str:
+        ahead, self._next = self._next, None
+        try:
+            name = ahead.result() if ahead is not None else self._create()
+        except Exception:  # made ahead and failed: try again here, where a failure is seen
+            name = self._create()
+        self._next = self._thread.submit(self._create)
+        return name
+
+    def give_back(self, name: str) -> None:
+        self._drops.append(self._thread.submit(self._drop, name))
+
+    def close(self) -> None:
+        if self._next is not None:
+            with contextlib.suppress(Exception):
+                self.give_back(self._next.result())
+        self._thread.shutdown(wait=True)
+        for drop in self._drops:
+            drop.result()  # a database that could not be dropped is an error, as before
+
+
+@pytest.fixture(scope="session")
+def _pg_clones(pg_base_url: str, pg_template: str) -> Iterator[_Clones]:
+    clones = _Clones(pg_base_url, pg_template)
+    yield clones
+    clones.close()
+
+
 @pytest.fixture
-def pg_url(pg_base_url: str, pg_template: str) -> Iterator[str]:
+def pg_url(pg_base_url: str, _pg_clones: _Clones) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test."""
-    name = unique("oe_test_")
-    with _admin(pg_base_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    name = _pg_clones.take()
     yield make_url(pg_base_url).set(database=name).render_as_string(hide_password=False)
-    with _admin(pg_base_url) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _pg_clones.give_back(name)
 
 
 @pytest.fixture

@@ -323,7 +323,9 @@ def drill_settings(**values: Any) -> Settings:
     """Production settings with every delay shortened so a drill settles in seconds: redelivery
     and sweeps, retry backoffs, the reconciler (runs whose events were dropped), import waits."""
     defaults: dict[str, Any] = {
-        "outbox_redeliver_after": 10.0,
+        # what a killed worker held, or a lost Redis, is owed again this long after: recovery
+        # from every kill waits for it (production: 300 s)
+        "outbox_redeliver_after": 5.0,
         "sweep_interval": 1.0,
         "task_retry_backoff_max": 2,
         "broker_visibility_timeout": 30,
@@ -449,6 +451,8 @@ def build_drill(
             config,
             log_dir,
             supervise=True,  # as the containers' restart policy (docker-compose.yml)
+            # CPU and peak memory are figures only (a sample walks every process on the machine)
+            sample_interval=2.0,
             extra_env={
                 "AWS_ENDPOINT_URL": aws_endpoint,
                 "AWS_ENDPOINT_URL_OMICS": omics_url,

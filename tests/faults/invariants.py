@@ -154,9 +154,8 @@ def imports(drill: Drill, figures: Figures) -> list[str]:
         for source in job["sources"]:
             if source["status"] == "FINISHED":
                 finished[source["source1"]] += 1
-    never_sent = {
-        uri for event_id, uri in drill.drop_events.items() if event_id not in drill.delivered_ids()
-    }
+    delivered = drill.delivered_ids()
+    never_sent = {uri for event_id, uri in drill.drop_events.items() if event_id not in delivered}
     with drill.engine.connect() as connection:
         rows = connection.execute(
             select(import_sources.c.source_key, import_sources.c.outcome, import_sources.c.reason)
