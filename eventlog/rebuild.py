@@ -537,7 +537,21 @@ class Part:
     upto: int
 
 
-def _plan(connection: Connection, upto: int, workers: int) -> list[list[Part]]:
+def counts_by_type(connection: Connection, upto: int) -> dict[str, int]:
+    """Events of the log up to ``upto`` per detail-type (one scan, which both the plan and
+    the progress bar's total are read from)."""
+    return dict(
+        connection.execute(
+            select(events.c.detail_type, func.count())
+            .where(events.c.seq <= upto)
+            .group_by(events.c.detail_type)
+        ).all()
+    )
+
+
+def _plan(
+    connection: Connection, upto: int, workers: int, counts: dict[str, int] | None = None
+) -> list[list[Part]]:
     """What each of ``workers`` processes folds, this process first.
 
     The projections are split into groups, the busiest (most events) first.  Then, when this
@@ -551,13 +565,7 @@ def _plan(connection: Connection, upto: int, workers: int) -> list[list[Part]]:
     workers = max(1, min(workers, len(names)))
     if workers == 1:
         return [[Part(tuple(names), 0, upto)]]
-    counts = dict(
-        connection.execute(
-            select(events.c.detail_type, func.count())
-            .where(events.c.seq <= upto)
-            .group_by(events.c.detail_type)
-        ).all()
-    )
+    counts = counts_by_type(connection, upto) if counts is None else counts
     load = {
         p.name: p.cost * sum(counts.get(kind, 0) for kind in p.detail_types)
         for p in projection_set.PROJECTIONS
@@ -645,10 +653,11 @@ def _fold_log(
     whose reducer merges (``tasks``/``stores``) may also be folded in two ranges of the log,
     whose rows this process merges.  Returns (events folded, this process's fold), the fold
     *unfinished*: its reducers still hold their rows (the caller finishes it, or takes them)."""
-    total = _count_folded(source, 0, upto)
+    counts = counts_by_type(source, upto)
+    total = sum(counts.get(kind, 0) for kind in projection_set.folded_detail_types())
     if workers is None:  # a process costs a second to start: worth it for big logs only
         workers = _default_workers(engine) if total >= PARALLEL_FROM else 1
-    plan = _plan(source, upto, workers)
+    plan = _plan(source, upto, workers, counts)
     url = engine.url.render_as_string(hide_password=False)
     children = [_start_child(url, parts, batch) for parts in plan[1:]]
     (mine,) = plan[0]

@@ -190,26 +190,36 @@ def task_fact(event: Any) -> Row | None:
 
 def merge_task(a: Row, b: Row) -> Row:
     """The row of two facts (or rows) of one task; commutative, associative, idempotent."""
-    key_a = (a["status_rank"], _utc(a["status_time"]), a["status_event_id"])
-    key_b = (b["status_rank"], _utc(b["status_time"]), b["status_event_id"])
-    best = b if status_beats(key_b, key_a) else a
-    merged: Row = {"run_uuid": a["run_uuid"], "task_id": a["task_id"]}
+    merged = dict(a)
+    _merge_task_into(merged, b)
+    return merged
+
+
+def _merge_task_into(row: Row, fact: Row) -> None:
+    """:func:`merge_task` of ``row`` and ``fact``, written into ``row`` (a reducer's own row:
+    a rebuild merges most task events into a row already there, and a new dict each time was
+    a fifth of the fold)."""
+    key_row = (row["status_rank"], _utc(row["status_time"]), row["status_event_id"])
+    key_fact = (fact["status_rank"], _utc(fact["status_time"]), fact["status_event_id"])
+    best = fact if status_beats(key_fact, key_row) else row
     for name in TASK_FIELDS:
-        merged[name] = _pick(a.get(name), b.get(name))
-    merged.update(
+        row[name] = _pick(row.get(name), fact.get(name))
+    start = _earliest(row.get("running_time"), fact.get("running_time"))
+    stop = _earliest(row.get("stop_time"), fact.get("stop_time"))
+    row.update(
         status=best["status"],
         status_rank=best["status_rank"],
         status_time=_utc(best["status_time"]),
         status_event_id=best["status_event_id"],
-        first_event_time=_earliest(a["first_event_time"], b["first_event_time"]),
-        running_time=_earliest(a.get("running_time"), b.get("running_time")),
-        stop_time=_earliest(a.get("stop_time"), b.get("stop_time")),
+        first_event_time=_earliest(row["first_event_time"], fact["first_event_time"]),
+        running_time=start,
+        stop_time=stop,
+        duration_seconds=(
+            max(0.0, (stop - start).total_seconds())
+            if start is not None and stop is not None
+            else None
+        ),
     )
-    start, stop = merged["running_time"], merged["stop_time"]
-    merged["duration_seconds"] = (
-        max(0.0, (stop - start).total_seconds()) if start is not None and stop is not None else None
-    )
-    return merged
 
 
 # --- stores -----------------------------------------------------------------------------------
@@ -284,6 +294,17 @@ _KINDS: dict[str, tuple[Table, Fact, Merge]] = {
 }
 
 _MERGES: dict[Table, Merge] = {tasks: merge_task, stores: merge_store}
+
+
+def _merge_store_into(row: Row, fact: Row) -> None:
+    row.update(merge_store(row, fact))
+
+
+#: The merges written into the first row (a reducer's own), by table.
+_MERGES_INTO: dict[Table, Callable[[Row, Row], None]] = {
+    tasks: _merge_task_into,
+    stores: _merge_store_into,
+}
 
 #: detail-type -> its fold (the registry, :mod:`eventlog.projection_set`, dispatches on these).
 FOLDS: dict[str, Callable[[Connection, Any], None]] = {}
@@ -407,13 +428,17 @@ class Reducer:
             kind = _KINDS.get(event.detail_type)
             if kind is None:
                 continue
-            table, fact_of, merge = kind
+            table, fact_of, _ = kind
             fact = fact_of(event)
             if fact is None:
                 continue
             facts = self.reduced.setdefault(table, {})
             key = _key(table, fact)
-            facts[key] = merge(facts[key], fact) if key in facts else fact
+            row = facts.get(key)
+            if row is None:
+                facts[key] = fact
+            else:
+                _MERGES_INTO[table](row, fact)
 
     def merge_rows(self, table: Table, rows: Iterable[Row]) -> None:
         """Merge rows that another reducer made of another part of the log (a rebuild folds
