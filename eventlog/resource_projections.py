@@ -288,9 +288,9 @@ def merge_store(a: Row, b: Row) -> Row:
 
 Fact = Callable[[Any], Row | None]
 Merge = Callable[[Row, Row], Row]
-_KINDS: dict[str, tuple[Table, Fact, Merge]] = {
-    TASK_STATUS_CHANGE: (tasks, task_fact, merge_task),
-    **{detail_type: (stores, store_fact, merge_store) for detail_type in STORE_DETAIL_TYPES},
+_KINDS: dict[str, tuple[Table, Fact]] = {
+    TASK_STATUS_CHANGE: (tasks, task_fact),
+    **{detail_type: (stores, store_fact) for detail_type in STORE_DETAIL_TYPES},
 }
 
 _MERGES: dict[Table, Merge] = {tasks: merge_task, stores: merge_store}
@@ -428,7 +428,7 @@ class Reducer:
             kind = _KINDS.get(event.detail_type)
             if kind is None:
                 continue
-            table, fact_of, _ = kind
+            table, fact_of = kind
             fact = fact_of(event)
             if fact is None:
                 continue
