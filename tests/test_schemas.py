@@ -569,6 +569,69 @@ def test_unsupported_input_types_and_bad_text_are_rejected() -> None:
     assert parsed(bytearray(dump(VALID_RUN_EVENT))).event_id == VALID_RUN_EVENT["id"]  # type: ignore[arg-type]
 
 
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+def _typed(value: Any) -> str:
+    """A rendering that tells 1 from 1.0 and True from 1, to compare decoded values exactly."""
+    return json.dumps(value, sort_keys=True)
+
+
+@given(value=_JSON_VALUES)
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_the_fast_decoder_reads_what_the_strict_one_does(value: Any) -> None:
+    """orjson (the fast path) is only believed when it reads its own output back: then its
+    value is the strict decoder's, integers past 64 bits and float formats included."""
+    from schemas.parsing import DEFAULT_LIMITS, _decode_strictly, _decoded_exactly
+
+    texts = (
+        json.dumps(value),
+        json.dumps(value, separators=(",", ":"), ensure_ascii=False),
+        canonical_json(value).decode(),
+    )
+    for text in texts:
+        fast = _decoded_exactly(text.encode("utf-8", "surrogatepass"))
+        if fast is not None:
+            assert _typed(fast) == _typed(_decode_strictly(text, DEFAULT_LIMITS)), text
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"a":1,"a":2}', "duplicate key"),
+        ('{"a":{"b":1,"b":1}}', "duplicate key"),
+        ('{"a":1e400}', "out of range"),
+        ('{"a":"\\ud800"}', "unpaired UTF-16 surrogate"),
+        ('{"a":NaN}', "NaN is not allowed"),
+    ],
+)
+def test_what_the_fast_decoder_would_accept_wrongly_goes_to_the_strict_one(
+    text: str, reason: str
+) -> None:
+    from schemas.parsing import _decoded_exactly
+
+    assert _decoded_exactly(text.encode()) is None
+    assert reason in rejected(text).reason
+
+
+def test_an_integer_past_64_bits_stays_an_integer_in_compact_json() -> None:
+    raw = event()
+    raw["detail"]["big"] = -(2**70)
+    compact = json.dumps(raw, separators=(",", ":")).encode()
+    assert parsed(compact).payload["detail"]["big"] == -(2**70)
+    assert isinstance(parsed(compact).payload["detail"]["big"], int)
+
+
 # --- limits, settings, canonical JSON -----------------------------------------------------
 
 
