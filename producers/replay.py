@@ -308,17 +308,23 @@ def replay(
     )
     names = () if with_side_effects else tuple(followers or (metrics.CURSOR, alerts.CURSOR))
     with QuietFollowers(engine, names, f"replay:{metrics.follower_id()}", metrics.LEASE) as quiet:
-        if progress is not None:
-            progress.start("listing", None)
-        items = source.items(window)
-        report.listed = len(items)
-        if progress is not None:
-            progress.advance(len(items))
-        if with_side_effects or len(items) <= batch:
-            processes = 0
-        elif processes is None:
+        if processes is None:
             processes = default_processes()
-        preparers = Preparers(processes)
+        # the workers start now, so that their imports overlap the listing
+        preparers = Preparers(0 if with_side_effects else processes)
+        try:
+            if progress is not None:
+                progress.start("listing", None)
+            items = source.items(window)
+            report.listed = len(items)
+            if progress is not None:
+                progress.advance(len(items))
+            if preparers.processes and len(items) <= batch:  # not worth a process: a thread
+                preparers.close(wait=False)
+                preparers = Preparers(0)
+        except BaseException:
+            preparers.close(wait=False)
+            raise
         try:
             _replay_items(
                 intake,

@@ -633,3 +633,41 @@ def test_a_replay_prepared_in_worker_processes_appends_what_the_intake_would(
             select(events.c.payload).where(events.c.event_id == inner["id"])
         ).scalar_one()
     assert stored == inner  # the event inside the notification, not the notification
+
+
+def test_replay_workers_fail_a_batch_they_cannot_read_and_go_on(tmp_path: Path) -> None:
+    """A worker process reports what preparing a batch raised (an object gone since the
+    listing) on that batch's future and prepares the next; a worker that died fails every
+    batch given to it with a clear error instead of leaving the replay waiting."""
+    from producers.replay_prepare import Job, Preparers
+    from producers.replay_sources import Item, Window
+    from schemas.parsing import DEFAULT_LIMITS
+
+    raws = simulated_day_events(30, seed=5)
+    for raw in raws:
+        (tmp_path / f"{raw['id']}.json").write_bytes(json.dumps(raw).encode())
+    source = open_source(str(tmp_path), s3_client=lambda: None)
+    items = source.items(Window())
+
+    def job(batch: list[Item]) -> Job:
+        return Job(DEFAULT_LIMITS, Window(), "copy", source=source, items=batch)
+
+    preparers = Preparers(1)
+    try:
+        gone = preparers.submit(job([*items[:3], Item(key="gone.json")]))
+        after = preparers.submit(job(items))
+        with pytest.raises(FileNotFoundError, match=r"gone\.json"):
+            gone.result(timeout=60)
+        prepared = after.result(timeout=60)
+        assert sorted(prepared.event_ids) == sorted(e.event_id for e in unique_events(raws))
+        assert prepared.copy_text.count(b"\n") == len(prepared.event_ids)
+
+        worker = preparers._workers[0]
+        worker.process.kill()
+        worker.process.wait()
+        with pytest.raises(RuntimeError, match="replay worker process ended"):
+            preparers.submit(job(items)).result(timeout=60)
+        with pytest.raises(RuntimeError, match="replay worker process ended"):
+            preparers.submit(job(items)).result(timeout=60)
+    finally:
+        preparers.close()
