@@ -58,9 +58,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from celery import Celery
-from sqlalchemy import Engine, String, any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, Engine, func, select, text
 
 from eventlog import cursors, store
 from eventlog.rebuild import Progress, RebuildResult, rebuild
@@ -172,36 +172,36 @@ class QuietFollowers:
             last_seq, moved = seq, moved + 1
         return last_seq, moved
 
-    def skip(self, new_ids: set[str], rejected: set[str]) -> None:
+    def skip(self, connection: Connection, new_ids: set[str], rejected: set[str]) -> None:
         """Move every cursor over this batch's appended events and dead letters (sha256 of the
-        raw bytes of the rejected ones)."""
-        with self.engine.begin() as connection:
-            for name in self._held:
-                cursor = cursors.lease(connection, name, self.owner, self.ttl)  # renew
-                if cursor is None:
-                    continue
-                last_seq, moved = self._over(connection, cursor.last_seq, new_ids)
-                last_letter = cursor.last_dead_letter_id
-                if rejected:
-                    letters = connection.execute(
-                        select(dead_letters.c.id, dead_letters.c.kind, dead_letters.c.raw)
-                        .where(dead_letters.c.id > last_letter)
-                        .order_by(dead_letters.c.id)
-                        .limit(len(rejected) + 1)
-                    ).all()
-                    for letter_id, kind, raw in letters:
-                        if kind != "rejected" or hashlib.sha256(raw).hexdigest() not in rejected:
-                            break
-                        last_letter = letter_id
-                if name == self._held[0]:
-                    self.exposed += len(new_ids) - moved
-                cursors.advance(
-                    connection,
-                    name,
-                    self.owner,
-                    last_seq=last_seq,
-                    last_dead_letter_id=last_letter,
-                )
+        raw bytes of the rejected ones), in the transaction that appended them: a replay
+        stopped any way at all never leaves a follower behind what it appended."""
+        for name in self._held:
+            cursor = cursors.lease(connection, name, self.owner, self.ttl)  # renew
+            if cursor is None:
+                continue
+            last_seq, moved = self._over(connection, cursor.last_seq, new_ids)
+            last_letter = cursor.last_dead_letter_id
+            if rejected:
+                letters = connection.execute(
+                    select(dead_letters.c.id, dead_letters.c.kind, dead_letters.c.raw)
+                    .where(dead_letters.c.id > last_letter)
+                    .order_by(dead_letters.c.id)
+                    .limit(len(rejected) + 1)
+                ).all()
+                for letter_id, kind, raw in letters:
+                    if kind != "rejected" or hashlib.sha256(raw).hexdigest() not in rejected:
+                        break
+                    last_letter = letter_id
+            if name == self._held[0]:
+                self.exposed += len(new_ids) - moved
+            cursors.advance(
+                connection,
+                name,
+                self.owner,
+                last_seq=last_seq,
+                last_dead_letter_id=last_letter,
+            )
 
 
 # --- the replay -----------------------------------------------------------------------------------
@@ -247,6 +247,12 @@ def replay_stages(with_side_effects: bool) -> Callable[[ParsedEvent, Settings], 
     return stages
 
 
+_PRESENT = text(
+    "SELECT event_id FROM events"
+    " WHERE event_id IN (SELECT jsonb_array_elements_text(CAST(:ids AS jsonb)))"
+)
+
+
 def _missing(engine: Engine, batch: list[Item]) -> list[Item]:
     """The items whose event the log does not have (items without a known id included)."""
     known = [item.event_id for item in batch if item.event_id]
@@ -254,10 +260,10 @@ def _missing(engine: Engine, batch: list[Item]) -> list[Item]:
         return batch
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            # one array parameter: an IN list of a thousand ids costs ≈ 10 µs an id to render
-            # and bind, the array a fraction of that
-            wanted = events.c.event_id == any_(bindparam("ids", known, type_=ARRAY(String)))
-            present = set(connection.execute(select(events.c.event_id).where(wanted)).scalars())
+            # one JSON text parameter: an IN list of a thousand ids costs ≈ 10 µs an id to
+            # render and bind, an array parameter ≈ 5 µs (psycopg dumps it in Python)
+            ids = orjson.dumps(known).decode()
+            present = set(connection.execute(_PRESENT, {"ids": ids}).scalars())
         else:
             present = set()
             for start in range(0, len(known), LOOKUP):
@@ -387,7 +393,7 @@ def _job(
     of latency-bound reads (S3) fetched here, side by side."""
     limits = intake.runtime.limits
     if source.file is not None or isinstance(source.reader, FolderReader):
-        return Job(limits, window, form, source=source, items=wanted)
+        return Job(limits, window, form, source=source, items=list(map(tuple, wanted)))
     raws = [raw for raws in pool.map(source.fetch, wanted) for raw in raws]
     return Job(limits, window, form, raws=raws)
 
@@ -492,12 +498,12 @@ def _append(
                 )
             for item in prepared.rejected:
                 store.reject(connection, item)
+            if quiet.names:
+                rejected = {hashlib.sha256(item.raw).hexdigest() for item in prepared.rejected}
+                if new_ids or rejected:
+                    quiet.skip(connection, new_ids, rejected)
     report.appended += len(new_ids)
     report.duplicates += len(prepared.event_ids) - len(new_ids)
     report.rejected += len(prepared.rejected)
     for item in prepared.rejected:
         report.rejection_reasons[item.reason] = report.rejection_reasons.get(item.reason, 0) + 1
-    if quiet.names:
-        rejected = {hashlib.sha256(item.raw).hexdigest() for item in prepared.rejected}
-        if new_ids or rejected:
-            quiet.skip(new_ids, rejected)

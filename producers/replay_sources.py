@@ -131,6 +131,10 @@ class S3Reader:
         return bytes(self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
 
 
+#: Bytes per read of an archived file: most objects are read whole by the first.
+_READ_SIZE = 65536
+
+
 @dataclass
 class FolderReader:
     root: Path
@@ -157,10 +161,17 @@ class FolderReader:
                     yield f"{relative}/{name}" if relative != "." else name
 
     def get(self, key: str) -> bytes:
-        # a plain path string and an unbuffered read: Path's joining and read_bytes() cost
-        # about as much as reading a small file
-        with open(f"{self.root}{os.sep}{key}", "rb", buffering=0) as stream:
-            return stream.read()
+        # a plain path string and reads until the end straight from the descriptor: Path's
+        # joining and read_bytes() cost about as much as reading a small file, and a file
+        # object adds an fstat and an lseek (≈ 4 µs of an object's ≈ 10)
+        descriptor = os.open(f"{self.root}{os.sep}{key}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            chunks = []
+            while chunk := os.read(descriptor, _READ_SIZE):
+                chunks.append(chunk)
+        finally:
+            os.close(descriptor)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclass
