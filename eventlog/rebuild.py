@@ -329,23 +329,8 @@ def _stored_events(
         query = query.where(events.c.seq <= upto_seq)
     result = connection.execute(query.execution_options(yield_per=batch))
     for rows in result.partitions(batch):
-        yield [
-            StoredEvent(
-                seq=row[0],
-                event_id=row[1],
-                origin=row[2],
-                source=row[3],
-                detail_type=row[4],
-                resource_arn=row[5],
-                resource_id=row[6],
-                status=row[7],
-                event_time=_utc(row[8]),
-                received_at=_utc(row[9]),
-                caused_by=row[10],
-                payload=row[11],
-            )
-            for row in rows
-        ]
+        # positional, in the columns' order: keywords cost a frozen dataclass ≈ 1.3 µs more
+        yield [StoredEvent(*row[:8], _utc(row[8]), _utc(row[9]), row[10], row[11]) for row in rows]
 
 
 def _utc(value: datetime) -> datetime:
@@ -615,18 +600,27 @@ def fold_elsewhere(
     try:
         with scratch() as folded_rows, engine.connect() as source:
             folded = 0
+            tables: dict[str, list[dict[str, Any]]] = {}
             for part in parts:
+                log_fold = projection_set.LogFold(folded_rows, part.names)
                 folded += fold_into(
                     folded_rows,
                     source,
                     after_seq=part.after,
                     upto_seq=part.upto,
                     batch=batch,
-                    only=part.names,
+                    log_fold=log_fold,
+                    finish=False,
                 )[0]
-            tables: dict[str, list[dict[str, Any]]] = {}
+                # a reducer's rows go back as they are (a 1M-event log's share of tasks through
+                # the scratch tables and back cost more than folding it); the rest is written
+                for table, rows in log_fold.take_rows().items():
+                    tables.setdefault(table.name, []).extend(rows)
+                log_fold.finish()
             names = list(dict.fromkeys(name for part in parts for name in part.names))
             for table in projection_set.projection_tables(names):
+                if table.name in tables:
+                    continue
                 surrogate = _surrogate(table)
                 order = [table.c[surrogate]] if surrogate else list(table.primary_key.columns)
                 tables[table.name] = [

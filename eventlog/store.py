@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from sqlalchemy import Connection, and_, func, or_, select, update
@@ -38,7 +38,9 @@ from eventlog.entries import clip as _clip
 from eventlog.entries import derived_id as derived_id
 from eventlog.tables import dead_letters, events, outbox
 from eventlog.tables import dialect_insert as _insert
-from schemas.parsing import Rejected
+
+if TYPE_CHECKING:  # the parser (pydantic, ≈ 0.3 s to import) is not needed to fold the log
+    from schemas.parsing import Rejected
 
 #: Arbitrary constant naming the advisory lock that orders appends on PostgreSQL.
 APPEND_LOCK_KEY = 0x0E1C_5EED
