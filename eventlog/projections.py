@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from eventlog.tables import deliveries, runs
 from eventlog.tables import dialect_insert as _insert
@@ -369,6 +369,7 @@ class Reducer:
         self.stored: set[str] = set()  # rows the database has: updated, not inserted
         self.changed: dict[str, Row] = {}  # rows to write, by run uuid
         self.deliveries: dict[str, Row] = {}  # by delivery id, in log order
+        self.written = False
 
     def put(self, row: Row) -> None:
         self.rows[row["run_uuid"]] = row
@@ -402,9 +403,26 @@ class Reducer:
                 self.rows[row["run_uuid"]] = row
                 self.stored.add(row["run_uuid"])
 
+    def take_rows(self) -> dict[Table, list[Row]]:
+        """What was reduced, handed over instead of written, when nothing was stored before
+        (a rebuild's scratch tables; :meth:`eventlog.projection_set.LogFold.take_rows`): runs
+        in run-uuid order, deliveries in log order.  Writing them to the scratch tables and
+        reading them back cost a rebuild more than folding them.  The reducer is empty after."""
+        if self.stored or self.written:
+            raise RuntimeError("rows were read from or written to the database: write() them")
+        taken = {
+            runs: [row for _, row in sorted(self.rows.items()) if row is not None],
+            deliveries: list(self.deliveries.values()),
+        }
+        self.rows.clear()
+        self.changed.clear()
+        self.deliveries.clear()
+        return {table: rows for table, rows in taken.items() if rows}
+
     def write(self, connection: Connection) -> None:
         """Insert the new rows, update the changed ones, insert the deliveries (first fact of an
         id wins, as before); then the reducer can go on from where it stands."""
+        self.written = True  # take_rows() would no longer hand over every row
         new = [row for key, row in sorted(self.changed.items()) if key not in self.stored]
         old = [row for key, row in sorted(self.changed.items()) if key in self.stored]
         if new:

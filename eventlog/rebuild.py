@@ -17,12 +17,15 @@ How a rebuild runs:
    nothing of each other's, so on PostgreSQL a big log is folded by several processes side by
    side (``python -m eventlog.rebuild`` children, one group of projections each, their rows
    sent back); a projection with a ``Reducer`` reduces the whole log in memory and writes each
-   row once (:class:`eventlog.projection_set.LogFold`).
+   row once (:class:`eventlog.projection_set.LogFold`), or hands its rows over to be written
+   straight to the live tables (``take_rows``: ``tasks``, ``stores``, ``runs``,
+   ``deliveries``), as the children's rows are.
 2. **Swap, under the append lock.**  One transaction on the live database takes the append lock
    (PostgreSQL advisory lock; on SQLite the first DELETE takes the write lock), folds whatever
-   was appended after S, deletes every projection row and inserts the scratch rows.  Readers see
-   the old projections until the commit and the new ones after; appends wait only for this
-   short step.
+   was appended after S (into the reducers held in memory, and into scratch for the rest — the
+   children's rows go there first if anything was), deletes every projection row and inserts
+   the new rows.  Readers see the old projections until the commit and the new ones after;
+   appends wait only for this short step.
 3. **Checksum** the result (:func:`checksum`).
 
 The checksum is a sha256 over a canonical rendering of every row of every projection table and
@@ -88,11 +91,12 @@ COPY_BATCH = 2000
 #: Folded events from which a rebuild folds its projections in parallel processes.
 PARALLEL_FROM = 20_000
 #: What a fold process costs beyond its events, in ``resources`` events (:attr:`eventlog.
-#: projection_set.Projection.cost` units) folded meanwhile: ≈ 0.7 s to start, then reading its
-#: rows back out of its scratch tables, sending and merging them — measured on 100k events of
-#: a simulated day, the other process finished ≈ 2.5 s (≈ 50,000 such events) after this one
-#: when this was 0.  A parallel rebuild gives it that many fewer than half (:func:`_plan`).
-START_COST = 50_000
+#: projection_set.Projection.cost` units) folded meanwhile: ≈ 0.75 s of CPU to start, less
+#: what it saves this process (its rows come back as they are, written straight to the live
+#: tables) — measured on 100k and 1M events of a simulated day: with 10,000 both processes
+#: end their folds within 0.2 s of each other.  A parallel rebuild gives it that many fewer
+#: than half (:func:`_plan`).
+START_COST = 10_000
 #: Columns left out of the checksum (not of ``--check``): when *this database* received
 #: something, which a replay from the archive cannot reproduce (module docstring).
 RECEPTION_COLUMNS: dict[str, frozenset[str]] = {
@@ -290,6 +294,10 @@ def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _last_seq(connection: Connection) -> int:
+    return int(connection.execute(select(func.max(events.c.seq))).scalar_one() or 0)
+
+
 def log_bounds(connection: Connection) -> tuple[int, int]:
     """(number of events, highest seq) of the log now."""
     count, top = connection.execute(select(func.count(), func.max(events.c.seq))).one()
@@ -405,11 +413,13 @@ def _copy(source: Connection, target: Connection, table: Table, progress: Progre
 def _write_rows(
     target: Connection, table: Table, rows: list[dict[str, Any]], progress: Progress
 ) -> int:
-    """Insert rows a reducer handed over (:meth:`eventlog.projection_set.LogFold.take_rows`),
-    in primary-key order, as :func:`_copy` inserts scratch rows."""
-    names = [c.name for c in table.columns]
+    """Insert rows a reducer handed over (:meth:`eventlog.projection_set.LogFold.take_rows`)
+    as :func:`_copy` inserts scratch rows: in primary-key order, or, for a table with a
+    surrogate id (numbered by the target), in the order handed over (log order)."""
+    surrogate = _surrogate(table)
+    names = [c.name for c in table.columns if c.name != surrogate]
     key = [c.name for c in table.primary_key.columns]
-    ordered = sorted(rows, key=lambda row: tuple(row[name] for name in key))
+    ordered = rows if surrogate else sorted(rows, key=lambda row: tuple(row[k] for k in key))
     values = [tuple(row.get(name) for name in names) for row in ordered]
     pages = (values[start : start + COPY_BATCH] for start in range(0, len(values), COPY_BATCH))
     return _insert_rows(target, table, names, pages, progress)
@@ -640,13 +650,15 @@ def _fold_log(
     batch: int,
     progress: Progress,
     workers: int | None,
-) -> tuple[int, projection_set.LogFold]:
+) -> tuple[int, projection_set.LogFold, dict[str, list[dict[str, Any]]]]:
     """Fold the log up to ``upto`` into the scratch tables, split over processes
     (:func:`_plan`): projections own disjoint tables and read nothing of each other's, so each
     can be folded on its own, in log order, and the results put side by side; a projection
     whose reducer merges (``tasks``/``stores``) may also be folded in two ranges of the log,
-    whose rows this process merges.  Returns (events folded, this process's fold), the fold
-    *unfinished*: its reducers still hold their rows (the caller finishes it, or takes them)."""
+    whose rows this process merges.  Returns (events folded, this process's fold, the other
+    processes' rows of the other projections by table), the fold *unfinished*: its reducers
+    still hold their rows (the caller finishes it, or takes them), and the rows handed over
+    are in no table yet (the caller writes them, or puts them in scratch: :func:`_into`)."""
     counts = counts_by_type(source, upto)
     total = sum(counts.get(kind, 0) for kind in projection_set.folded_detail_types())
     if workers is None:  # a process costs a second to start: worth it for big logs only
@@ -657,9 +669,10 @@ def _fold_log(
     (mine,) = plan[0]
     folded = 0
     log_fold = projection_set.LogFold(folded_rows, mine.names)
+    handed: dict[str, list[dict[str, Any]]] = {}
 
     def gather(log_fold: projection_set.LogFold) -> None:
-        """The children's rows: merged into this fold, or put beside it."""
+        """The children's rows: merged into this fold, or kept beside it (``handed``)."""
         nonlocal folded
         if not children:
             return
@@ -672,9 +685,7 @@ def _fold_log(
                 if log_fold.merges(name):
                     log_fold.merge(name, rows)
                     continue
-                table = projection_set.PROJECTION_TABLES[name]
-                for start in range(0, len(rows), COPY_BATCH):
-                    folded_rows.execute(insert(table), rows[start : start + COPY_BATCH])
+                handed.setdefault(name, []).extend(rows)
             progress.advance(len({name for part in parts for name in part.names}))
 
     try:
@@ -698,7 +709,16 @@ def _fold_log(
             if child.poll() is None:
                 child.kill()
                 child.wait()
-    return folded, log_fold
+    return folded, log_fold, handed
+
+
+def _into(target: Connection, handed: dict[str, list[dict[str, Any]]]) -> None:
+    """Insert rows handed over by fold processes (:func:`_fold_log`) into ``target``'s tables."""
+    for name, rows in handed.items():
+        table = projection_set.PROJECTION_TABLES[name]
+        for start in range(0, len(rows), COPY_BATCH):
+            target.execute(insert(table), rows[start : start + COPY_BATCH])
+    handed.clear()
 
 
 def _start_child(url: str, parts: Sequence[Part], batch: int) -> subprocess.Popen[bytes]:
@@ -774,7 +794,7 @@ def rebuild(
     with scratch() as folded_rows:
         with engine.connect() as source:
             log_events, upto = log_bounds(source)
-            folded, log_fold = _fold_log(
+            folded, log_fold, handed = _fold_log(
                 engine, source, folded_rows, upto, batch, progress, workers
             )
             source.rollback()
@@ -791,11 +811,14 @@ def rebuild(
             )
             others = [p.name for p in projection_set.PROJECTIONS if p not in log_fold.projections]
             if others:
+                if handed and _last_seq(live) > upto:  # late events may change handed rows
+                    _into(folded_rows, handed)
                 late += fold_into(folded_rows, live, after_seq=upto, batch=batch, only=others)[0]
             folded += late
             log_events += late
-            # the reducers that can hand their rows over skip the scratch tables altogether
+            # rows handed over by the reducers and the fold processes skip the scratch tables
             direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
+            direct.update(handed)
             log_fold.finish()
             if live.dialect.name == "postgresql":
                 for table in tables:
@@ -898,8 +921,11 @@ def check(
     started = time.perf_counter()
     with scratch() as folded_rows, _snapshot(engine) as live:
         log_events, upto = log_bounds(live)
-        folded, log_fold = _fold_log(engine, live, folded_rows, upto, batch, progress, workers)
+        folded, log_fold, handed = _fold_log(
+            engine, live, folded_rows, upto, batch, progress, workers
+        )
         log_fold.finish()
+        _into(folded_rows, handed)
         progress.start("comparing", None)
         difference, tables = compare(live, folded_rows)
         digest = checksum(live) if difference is None else None

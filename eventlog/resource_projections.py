@@ -445,11 +445,14 @@ class Reducer:
         the log in ranges side by side, :mod:`eventlog.rebuild`): merges are commutative and
         associative, so the parts' rows merged are the rows of the whole."""
         facts = self.reduced.setdefault(table, {})
-        merge = _MERGES[table]
+        merge_into = _MERGES_INTO[table]
         for stored in rows:
-            row = _normalised(table, stored)
-            key = _key(table, row)
-            facts[key] = merge(facts[key], row) if key in facts else row
+            key = _key(table, stored)
+            row = facts.get(key)
+            if row is None:
+                facts[key] = _normalised(table, stored)  # a copy: later merges write into it
+            else:
+                merge_into(row, stored)  # which reads naive datetimes as UTC itself
 
     def take_rows(self) -> dict[Table, list[Row]]:
         """What was reduced, as the rows of tables that held none (a rebuild's), handed over

@@ -223,6 +223,36 @@ def test_a_fold_split_over_ranges_of_the_log_equals_one_process(
     assert checked.ok and checked.checksum == serial.checksum
 
 
+def test_events_appended_during_a_parallel_rebuild_reach_the_rows_other_processes_folded(
+    pg_url: str,
+    make_pg: Callable[[], str],
+    make_settings: Callable[..., Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fold processes hand their rows back to be written straight to the live tables; events
+    appended after the rebuild's snapshot change some of them, so then those rows go through
+    the scratch tables and the late events are folded into them there."""
+    raws = simulated_day_events(3000, seed=25)
+    late = [raw for raw in raws[2400:] if raw["detail-type"] == "Run Status Change"]
+    assert late
+    early = [raw for raw in raws if raw not in late]
+    engine = ingest(make_settings(database_url=pg_url), early)
+    fold_log = rebuild._fold_log
+
+    def fold_then_append(*args: Any, **kwargs: Any) -> Any:
+        folded = fold_log(*args, **kwargs)
+        assert folded[2], "no rows were handed over by another process"
+        ingest(make_settings(database_url=pg_url), late)
+        return folded
+
+    monkeypatch.setattr(rebuild, "_fold_log", fold_then_append)
+    rebuilt = rebuild.rebuild(engine, workers=3)  # runs and imports in other processes
+    monkeypatch.undo()
+    reference = ingest(make_settings(database_url=make_pg()), raws)
+    assert rebuilt.checksum == checksum_of(reference)
+    assert rebuild.check(engine).ok
+
+
 # --- (d) and (e): any order, either database --------------------------------------------------
 
 
