@@ -6,7 +6,8 @@ What it measures, for each size N:
   reordering and archive replays on; :mod:`producers.simulated_day`) parsed and inserted
   straight into ``events`` in batches (no folds: the log only), then ``VACUUM ANALYZE`` (as
   autovacuum would have done to a lab's log long before), and the same events written as a
-  folder archive in the archive pool's layout (``raw/YYYY/MM/DD/{id}.json``);
+  folder archive in the archive pool's layout (``raw/YYYY/MM/DD/{id}.json``); before each
+  timed phase, a ``CHECKPOINT`` and a ``sync`` (:func:`settle`);
 * **rebuild** — ``eventlog.rebuild.rebuild``: the whole log folded into scratch, swapped into
   the live projection tables, checksummed (events of the log per second);
 * **check** — ``rebuild --check``: fold into scratch and compare with the live tables;
@@ -98,6 +99,16 @@ def _database(base_url: str, names: list[str]) -> str:
     return url
 
 
+def settle(base_url: str) -> None:
+    """Let what the load wrote reach the disk before a phase is timed: at 1M events the load
+    leaves ≈ 1 GB of PostgreSQL pages and a million files dirty, and a replay timed while they
+    are written back spends a third of its time waiting on the disk (measuring the load, not
+    the replay)."""
+    with _admin(base_url) as admin:
+        admin.execute("CHECKPOINT")
+    os.sync()
+
+
 def load(url: str, total: int, archive: Path) -> tuple[int, float]:
     """Generate, parse, insert into ``events`` (no folds) and write the folder archive."""
     engine = create_db_engine(url)
@@ -150,6 +161,7 @@ def measure(base_url: str, total: int, names: list[str], workdir: Path) -> Figur
     console.print(f"  load: {load_s:.1f}s")
 
     engine = create_db_engine(log_url)
+    settle(base_url)
     rebuilt = rebuilder.rebuild(engine)
     console.print(f"  rebuild: {rebuilt.seconds:.1f}s, {rebuilt.rate:,.0f} events/s")
     checked = rebuilder.check(engine)
@@ -160,6 +172,7 @@ def measure(base_url: str, total: int, names: list[str], workdir: Path) -> Figur
 
     replay_url = _database(base_url, names)
     app = create_app(Settings(database_url=replay_url))
+    settle(base_url)
     report = replay(app, open_source(str(archive), s3_client=lambda: None), rebuild_after=False)
     assert report.appended == unique and not report.interrupted, report
     console.print(f"  replay (append): {report.seconds:.1f}s, {report.rate:,.0f} objects/s")
