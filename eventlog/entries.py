@@ -121,8 +121,9 @@ def clip(value: str | None, limit: int) -> str | None:
 
 
 def copy_line(entry: LogEntry, payload: str, received_at: str) -> str:
-    """One row of ``events`` as a line of ``COPY … FROM STDIN`` text, in :data:`_APPENDED`
-    order; ``payload`` is the event's JSON text, ``received_at`` an ISO-8601 time."""
+    """One row of ``events`` as a line of ``COPY … FROM STDIN`` text, in the column order of
+    :data:`eventlog.store._APPENDED`; ``payload`` is the event's JSON text, ``received_at``
+    an ISO-8601 time."""
     fields = (
         entry.event_id,
         entry.origin,
