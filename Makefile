@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-# Tests are parallel-safe (own database, Redis prefix, buckets, ports): one worker per core;
+# Tests are parallel-safe (own database, Redis prefix, buckets, ports): two workers per core
+# (tests/conftest.py: the long tests mostly wait on the clock);
 # loadgroup: longest first, the fault scenarios in two groups (tests/conftest.py, scheduling).
 PYTEST_ARGS ?= -n auto --dist loadgroup
 

@@ -46,14 +46,15 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 # pytest 9 no longer reads, so its groups are silently ignored; this groups by the test ids.)
 # Only the order and the grouping change: every test runs, on its own, as before.
 
-#: Rough seconds of the longest tests (``--durations``): a hint for the order only.  A name
+#: Rough seconds of the longest tests (``--durations``, four workers on two cores): a hint for
+#: the order only.  A name
 #: missing here (or no longer existing) costs nothing but a later start.
 LONGEST = {
-    "test_simulated_stream.py::test_two_thousand_simulated_events": 240,
-    "test_config_and_docs.py::test_demo_on_the_embedded_default": 100,
+    "test_simulated_stream.py::test_two_thousand_simulated_events": 330,
+    "test_config_and_docs.py::test_demo_on_the_embedded_default": 115,
     "test_rebuild_replay.py::test_a_full_simulated_day_of_50k_events": 95,
     "test_imports.py::test_three_hundred_files": 90,
-    "test_enrich_callback.py::test_two_hundred_runs": 90,
+    "test_enrich_callback.py::test_two_hundred_runs": 105,
     "test_metrics.py::test_cloudwatch_outage_delays_nothing_else_and_metrics_resume[60s]": 65,
     "test_logs.py::test_demo_logs_hold_no_secret": 60,
     "test_enrich_callback.py::test_receiver_503_for_a_minute": 60,
@@ -104,6 +105,21 @@ def _unit_seconds(nodeid: str, slow: bool) -> float:
         if name in nodeid:
             return seconds
     return 10.0 if slow else 0.0
+
+
+#: pytest-xdist workers per core for ``-n auto``.  The long tests mostly wait on the clock — an
+#: outage of a minute, a receiver answering 503, a watchdog's interval — not on a core: on the
+#: 2-core CI machine two workers ran the suite in 12 min with the cores half idle, four in 9.
+WORKERS_PER_CORE = 2
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: :data:`WORKERS_PER_CORE` workers a core (``PYTEST_XDIST_AUTO_NUM_WORKERS``
+    still wins, as it does for pytest-xdist's own count)."""
+    if env := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return int(env)
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
