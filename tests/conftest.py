@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,7 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 # Only the order and the grouping change: every test runs, on its own, as before.
 
 #: Rough seconds of the longest tests (``--durations``, four workers on two cores): a hint for
-#: the order only.  A name
-#: missing here (or no longer existing) costs nothing but a later start.
+#: the order only.  A name missing here (or no longer existing) costs nothing but a later start.
 LONGEST = {
     "test_simulated_stream.py::test_two_thousand_simulated_events": 330,
     "test_config_and_docs.py::test_demo_on_the_embedded_default": 115,
@@ -113,13 +112,14 @@ def _unit_seconds(nodeid: str, slow: bool) -> float:
 WORKERS_PER_CORE = 2
 
 
-@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
-def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """``-n auto``: :data:`WORKERS_PER_CORE` workers a core (``PYTEST_XDIST_AUTO_NUM_WORKERS``
-    still wins, as it does for pytest-xdist's own count)."""
-    if env := os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return int(env)
-    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+@pytest.hookimpl(optionalhook=True, wrapper=True)  # a pytest-xdist hook
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int, int]:
+    """``-n auto``: :data:`WORKERS_PER_CORE` times the cores pytest-xdist counts (its count
+    honours CPU affinity); ``PYTEST_XDIST_AUTO_NUM_WORKERS``, when set, is taken as it is."""
+    cores = yield
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return cores
+    return WORKERS_PER_CORE * cores
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
