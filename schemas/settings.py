@@ -9,8 +9,10 @@ AWS endpoints are *not* settings of ours: botocore reads ``AWS_ENDPOINT_URL`` an
 ``AWS_ENDPOINT_URL_<SERVICE>`` itself (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_OMICS``, …), so
 the same variables that work for the AWS CLI work here.
 
-Secrets (:class:`pydantic.SecretStr`) and passwords inside URLs are masked whenever the
-configuration is printed (:meth:`Settings.masked`).
+Secrets (:class:`pydantic.SecretStr`), passwords inside URLs and password-like URL query
+parameters (``?password=``, ``&token=``…) are masked whenever the configuration is printed
+(:meth:`Settings.masked`) and in the line a bad value stops a process with: the line must name
+the variable, never repeat a secret it holds.
 
 A bad value stops a process at start with one line naming the variable
 (:func:`load_settings`).
@@ -19,6 +21,7 @@ A bad value stops a process at start with one line naming the variable
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -748,9 +751,9 @@ class Settings(BaseSettings):
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                text = "********" if value.get_secret_value() else ""
+                text = MASK if value.get_secret_value() else ""
             elif isinstance(value, list):
-                text = ",".join(value)
+                text = ",".join(mask_url(str(item)) for item in value)
             elif value is None:
                 text = ""
             else:
@@ -766,16 +769,63 @@ def env_name(field: Any) -> str:
     return str(alias)
 
 
+#: What is printed in place of a secret.
+MASK = "********"
+#: Query parameters whose values are secrets: ``?password=``, ``&auth_token=``, AWS presigned
+#: ``X-Amz-Signature``/``X-Amz-Credential``/``X-Amz-Security-Token``, ``sslpassword``, ``apikey``…
+#: Matching too much costs a masked harmless value; too little, a leaked secret.
+SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|sig|credential|auth", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"(?P<name>[^&;=]*)=(?P<value>[^&;]*)")
+#: A URL inside free text (an error message): scheme, ``://``, then up to a space or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
 def mask_url(value: str) -> str:
-    """Hide the password of ``scheme://user:password@host`` URLs."""
+    """``value`` with the secrets a URL can carry hidden: the password of
+    ``scheme://user:password@host`` and the values of password-like query parameters
+    (:data:`SECRET_PARAMETER`).  Anything that is not a URL comes back as it is."""
     try:
         parts = urlsplit(value)
     except ValueError:
+        return _mask_unparsed(value)
+    if not parts.scheme or not parts.netloc:
         return value
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return value
+    userinfo, at, host = parts.netloc.rpartition("@")
+    netloc = parts.netloc
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if colon and password:
+            netloc = f"{user}:{MASK}@{host}"
+    query = _QUERY_PAIR.sub(_mask_pair, parts.query)
+    if netloc == parts.netloc and query == parts.query:
+        return value
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    if SECRET_PARAMETER.search(match["name"]) and match["value"]:
+        return f"{match['name']}={MASK}"
+    return match.group()
+
+
+def _mask_unparsed(url: str) -> str:
+    """A URL urlsplit refuses (a bad IPv6 host): hide what looks secret all the same."""
+    url = re.sub(r"(://[^/@:]*:)[^/@]*@", rf"\g<1>{MASK}@", url)
+    _, mark, query = url.partition("?")
+    if not mark:
+        return url
+    return url[: -len(query) or None] + _QUERY_PAIR.sub(_mask_pair, query)
+
+
+def mask_secrets(text: str) -> str:
+    """Free text (an error message) with every URL in it passed through :func:`mask_url`."""
+    return _URL_IN_TEXT.sub(lambda match: mask_url(match.group()), text)
+
+
+def is_secret(field: Any) -> bool:
+    """Whether a settings field holds a secret (typed :class:`pydantic.SecretStr`)."""
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
 
 
 class ConfigurationError(SystemExit):
@@ -788,13 +838,21 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field_name = str(error["loc"][0]) if error["loc"] else "?"
-        field = Settings.model_fields.get(field_name)
-        variable = env_name(field) if field is not None else field_name
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise ConfigurationError(
-            f"configuration error: {variable}={error.get('input')!r}: {message}"
-        ) from None
+        where = str(error["loc"][0]) if error["loc"] else "?"
+        # pydantic-settings names the environment variable, a keyword override the field
+        by_variable = {env_name(field): field for field in Settings.model_fields.values()}
+        field = Settings.model_fields.get(where) or by_variable.get(where)
+        variable = env_name(field) if field is not None else where
+        message = mask_secrets(str(error["msg"]).removeprefix("Value error, "))
+        value = error.get("input")
+        if field is not None and is_secret(field):
+            if isinstance(value, str) and value:
+                message = message.replace(value, MASK)
+            shown = repr(MASK)
+        else:
+            shown = repr(mask_secrets(value) if isinstance(value, str) else value)
+            shown = mask_secrets(shown)
+        raise ConfigurationError(f"configuration error: {variable}={shown}: {message}") from None
 
 
 def settings_table() -> str:
