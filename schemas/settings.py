@@ -75,6 +75,22 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the event log. Unset: an embedded SQLite file. "
         "`postgresql://` URLs use psycopg 3.",
     )
+    database_connect_timeout: int = Field(
+        default=10,
+        ge=0,
+        validation_alias=_env("DATABASE_CONNECT_TIMEOUT"),
+        description="Seconds a PostgreSQL connection attempt may take (libpq `connect_timeout`; "
+        "0: wait forever).",
+    )
+    database_statement_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias=_env("DATABASE_STATEMENT_TIMEOUT"),
+        description="Seconds a PostgreSQL statement of a worker, the poller or the sweeper may "
+        "run before the server cancels it, so a stuck lock or a dead peer never holds a worker "
+        "thread forever (0: no limit). `rebuild`, `replay` and migrations lift it for their "
+        "long statements.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=_env("REDIS_URL"),
@@ -86,6 +102,19 @@ class Settings(BaseSettings):
         validation_alias=_env("REDIS_KEY_PREFIX"),
         description="Prefix of every Redis key (broker queues and rate limits), so several "
         "deployments can share one Redis.",
+    )
+    redis_socket_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=_env("REDIS_SOCKET_TIMEOUT"),
+        description="Seconds a Redis command of a lock or a rate limiter may wait for its "
+        "answer before it fails (and the task is retried), instead of hanging on a dead peer.",
+    )
+    redis_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=_env("REDIS_CONNECT_TIMEOUT"),
+        description="Seconds a connection to Redis for a lock or a rate limiter may take.",
     )
     archive_uri: str = Field(
         default="s3://omics-events-archive/omics-run-events",
