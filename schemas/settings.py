@@ -317,6 +317,22 @@ class Settings(BaseSettings):
         "looking for the run's `outputs.json` (retrying with backoff) before it goes on without "
         "the output mapping.",
     )
+    enrich_outputs_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("ENRICH_OUTPUTS_MAX_BYTES"),
+        description="Largest `outputs.json` read, in bytes. A bigger one is not read: the run "
+        "is enriched and its callback sent without the output mapping, and a dead letter says "
+        "why.",
+    )
+    enrich_outputs_max_depth: int = Field(
+        default=32,
+        ge=2,
+        le=500,
+        validation_alias=_env("ENRICH_OUTPUTS_MAX_DEPTH"),
+        description="Deepest JSON nesting read in an `outputs.json` (CWL records of arrays of "
+        "files need a handful); a deeper one is treated like an oversized one.",
+    )
     reconcile_after: float = Field(
         default=3600.0,
         ge=0,
