@@ -32,6 +32,10 @@ if TYPE_CHECKING:
     from schemas.settings import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The SQL that makes the role the processes connect as on PostgreSQL (``omics_events_app``:
+#: may append to and read the log, never change it; no DDL).  Run by the tables' owner;
+#: docker-compose runs it when it creates the database.  Its header says the rest.
+APP_ROLE_SQL = Path(__file__).with_name("roles.sql")
 
 
 def normalise_url(url: str) -> str:

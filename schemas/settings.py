@@ -961,6 +961,9 @@ def env_example() -> str:
     lines.append("# AWS_ACCESS_KEY_ID=testing")
     lines.append("# AWS_SECRET_ACCESS_KEY=testing")
     lines.append("")
-    lines.append("# docker-compose only: the PostgreSQL password of the bundled database")
+    lines.append("# docker-compose only: the PostgreSQL passwords of the bundled database, of")
+    lines.append("# the tables' owner (migrations) and of the role every other process uses")
+    lines.append("# (eventlog/roles.sql; no spaces)")
     lines.append("# POSTGRES_PASSWORD=omics")
+    lines.append("# POSTGRES_APP_PASSWORD=omics-app")
     return "\n".join(lines) + "\n"
