@@ -16,13 +16,12 @@ import redis
 from schemas.settings import Settings
 
 
-def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
-    """A client of ``url`` (default ``REDIS_URL``) with the configured socket timeouts."""
-    target = url or settings.redis_url
-    if not target:
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client of ``REDIS_URL`` with the configured socket timeouts."""
+    if not settings.redis_url:
         raise ValueError("REDIS_URL is not set: there is no Redis to connect to")
     return redis.Redis.from_url(
-        target,
+        settings.redis_url,
         socket_timeout=settings.redis_socket_timeout,
         socket_connect_timeout=settings.redis_connect_timeout,
         socket_keepalive=True,
