@@ -25,7 +25,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -833,18 +833,20 @@ def mask_url(value: str) -> str:
         parts = urlsplit(value)
     except ValueError:
         return _mask_unparsed(value)
-    if not parts.scheme or not parts.netloc:
+    if not parts.scheme:
         return value
+    masked = value
     userinfo, at, host = parts.netloc.rpartition("@")
-    netloc = parts.netloc
-    if at:
-        user, colon, password = userinfo.partition(":")
-        if colon and password:
-            netloc = f"{user}:{MASK}@{host}"
+    user, colon, password = userinfo.partition(":")
+    if at and colon and password:
+        start = masked.index("//") + 2  # a netloc is what follows the first //
+        masked = f"{masked[:start]}{user}:{MASK}@{host}{masked[start + len(parts.netloc) :]}"
     query = _QUERY_PAIR.sub(_mask_pair, parts.query)
-    if netloc == parts.netloc and query == parts.query:
-        return value
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    if query != parts.query:
+        # spliced into the text, not re-joined by urlunsplit, which drops an empty netloc's //
+        start = masked.index("?") + 1
+        masked = f"{masked[:start]}{query}{masked[start + len(parts.query) :]}"
+    return masked
 
 
 def _mask_pair(match: re.Match[str]) -> str:

@@ -67,3 +67,9 @@ def test_config_show_masks_every_kind_of_secret() -> None:
     assert "redis://:********@cache:6379/0" in out
     assert "https://api.example.org/?token=********&page=1" in out
     assert "https://sqs/q1?X-Amz-Signature=********,https://sqs/q2" in out
+
+
+def test_a_socket_url_with_a_password_parameter_is_masked_too() -> None:
+    done = _omics_events("config", "show", DATABASE_URL=f"postgresql:///omics?password={SECRET}")
+    assert done.returncode == 0, done.stderr
+    assert SECRET not in done.stdout and "postgresql:///omics?password=********" in done.stdout
