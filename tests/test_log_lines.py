@@ -57,10 +57,12 @@ def test_a_traceback_keeps_its_lines_indented_under_the_record(captured) -> None
         "delivered" in rest  # the forged text is there, but under the record, not as one
 
 
-def test_json_lines_already_escape_control_characters(captured) -> None:
+def test_json_lines_escape_every_line_break(captured) -> None:
     logger, stream, handler = captured
     handler.setFormatter(JsonFormatter())
-    logger.warning("rejected %s", FORGED, extra={"event_id": FORGED})
-    lines = stream.getvalue().splitlines()
+    forged = FORGED + "\u2028x\x85y\u2029"
+    logger.warning("rejected %s", forged, extra={"event_id": forged})
+    lines = stream.getvalue().splitlines()  # what a Python reader of the lines sees
     assert len(lines) == 1
-    assert json.loads(lines[0])["event_id"] == FORGED
+    record = json.loads(lines[0])
+    assert record["event_id"] == forged and record["message"] == f"rejected {forged}"

@@ -10,7 +10,9 @@ for a record we never wrote.  :class:`TextFormatter` therefore escapes every con
 (C0, DEL, C1, Unicode line/paragraph separators and bidirectional overrides) in the message and
 in every field as ``\\n``, ``\\xNN`` or ``\\uNNNN``: one record is one line.  A traceback keeps
 its lines, each indented under the record (``  | ``), so none of them can pass for a record
-either.  JSON lines need none of this: the encoder escapes control characters itself.
+either.  A JSON line is one line too: the encoder escapes C0 controls itself, and the line
+breaks it leaves raw in ``ensure_ascii=False`` output (NEL, U+2028, U+2029, which
+``str.splitlines`` and some shippers honour) are escaped after it.
 """
 
 from __future__ import annotations
@@ -65,6 +67,9 @@ class EventContextFilter(logging.Filter):
         return True
 
 
+#: Line breaks :func:`json.dumps` leaves unescaped with ``ensure_ascii=False``.
+_JSON_LINE_BREAKS = str.maketrans({0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -80,7 +85,7 @@ class JsonFormatter(logging.Formatter):
                 entry[name] = value
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return json.dumps(entry, ensure_ascii=False, default=str).translate(_JSON_LINE_BREAKS)
 
 
 def _escape(code: int) -> str:
