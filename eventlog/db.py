@@ -4,6 +4,13 @@ PostgreSQL URLs are driven by psycopg 3 (``postgresql://`` is rewritten to
 ``postgresql+psycopg://``).  SQLite files get WAL journaling and a busy timeout, so the embedded
 default tolerates the poller and in-process workers writing at once.
 
+A process's engine (:func:`engine_for`) has a connect timeout and a statement timeout on
+PostgreSQL (``DATABASE_CONNECT_TIMEOUT``, ``DATABASE_STATEMENT_TIMEOUT``): under the ``threads``
+pool a connection attempt to a dead server, or a statement stuck behind a lock, would otherwise
+hold a worker thread forever; with them it fails, and the task is retried.  Work that is long
+by nature — a rebuild's reads and swap, a migration — lifts the limit for its own transaction
+only (:func:`lift_statement_timeout`, ``SET LOCAL``), so nothing else runs without it.
+
 Migrations are Alembic's, shipped inside the package (``eventlog/migrations``) so an installed
 wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
 """
@@ -11,17 +18,24 @@ wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
+    from schemas.settings import Settings
+
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The SQL that makes the role the processes connect as on PostgreSQL (``omics_events_app``:
+#: may append to and read the log, never change it; no DDL).  Run by the tables' owner;
+#: docker-compose runs it when it creates the database.  Its header says the rest.
+APP_ROLE_SQL = Path(__file__).with_name("roles.sql")
 
 
 def normalise_url(url: str) -> str:
@@ -32,8 +46,28 @@ def normalise_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for the log; SQLite parent folders are created on demand."""
+def engine_for(settings: Settings, **kwargs: Any) -> Engine:
+    """The engine of a long-running process: ``DATABASE_URL`` with the configured timeouts."""
+    return create_db_engine(
+        settings.database_url,
+        connect_timeout=settings.database_connect_timeout,
+        statement_timeout=settings.database_statement_timeout,
+        **kwargs,
+    )
+
+
+def create_db_engine(
+    url: str,
+    *,
+    connect_timeout: int | None = None,
+    statement_timeout: float | None = None,
+    **kwargs: Any,
+) -> Engine:
+    """An engine for the log; SQLite parent folders are created on demand.
+
+    ``connect_timeout`` (seconds) and ``statement_timeout`` (seconds) apply to PostgreSQL;
+    ``None`` or 0 means no limit (a tool's or a test's engine; processes use :func:`engine_for`).
+    """
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -49,18 +83,35 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     kwargs.setdefault("pool_size", 5)
     kwargs.setdefault("max_overflow", 5)
     kwargs.setdefault("json_deserializer", loads_json)
+    if connect_timeout:
+        connect_args = {"connect_timeout": connect_timeout, **kwargs.get("connect_args", {})}
+        kwargs["connect_args"] = connect_args
     engine = create_engine(url, **kwargs)
-    event.listen(engine, "connect", _postgresql_session)
+    session = "SET TIME ZONE 'UTC'"
+    if statement_timeout:
+        session += f"; SET statement_timeout = {max(1, round(statement_timeout * 1000))}"
+    event.listen(engine, "connect", partial(_postgresql_session, statements=session))
     return engine
 
 
-def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+def _postgresql_session(dbapi_connection: Any, _record: Any, *, statements: str) -> None:
     # sessions in UTC: psycopg then hands timestamps back with datetime.UTC itself, which every
-    # reader of the log wants anyway (no astimezone() per value in a rebuild).  A SET, not a
-    # startup option: connection poolers (PgBouncer) refuse unknown startup parameters.
+    # reader of the log wants anyway (no astimezone() per value in a rebuild).  SETs, not startup
+    # options (``options=-c …``): connection poolers (PgBouncer) refuse unknown startup
+    # parameters.  One round trip for all of them.
     with dbapi_connection.cursor() as cursor:
-        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.execute(statements)
     dbapi_connection.commit()
+
+
+def lift_statement_timeout(connection: Connection) -> None:
+    """No statement timeout until the current transaction ends (PostgreSQL; else nothing).
+
+    For work that is long by nature and has no dead peer to wait for: a rebuild's reads and
+    swap, a migration.  ``SET LOCAL``: the pooled connection gets its limit back at the end.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 #: Digits as b"0", everything else as a space: a run of 19 digits — an integer orjson may
@@ -124,6 +175,7 @@ def upgrade(engine: Engine, revision: str = "heads") -> str | None:
 
     config = _alembic_config()
     with engine.begin() as connection:
+        lift_statement_timeout(connection)  # an index on a big log may take a while
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
     return current_revision(engine)

@@ -80,6 +80,7 @@ from sqlalchemy import (
 from sqlalchemy.pool import StaticPool
 
 from eventlog import projection_set
+from eventlog.db import lift_statement_timeout
 from eventlog.resource_projections import PAGE
 from eventlog.store import APPEND_LOCK_KEY, StoredEvent
 from eventlog.tables import events
@@ -512,6 +513,7 @@ def _snapshot(engine: Engine) -> Iterator[Connection]:
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="REPEATABLE READ")
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            lift_statement_timeout(connection)  # one read of a whole table may take long
         else:  # pysqlite opens no transaction for SELECTs: open one, a WAL snapshot
             connection.exec_driver_sql("BEGIN")
         try:
@@ -793,6 +795,7 @@ def rebuild(
     started = time.perf_counter()
     with scratch() as folded_rows:
         with engine.connect() as source:
+            lift_statement_timeout(source)  # reading a big log is long by nature
             log_events, upto = log_bounds(source)
             folded, log_fold, handed = _fold_log(
                 engine, source, folded_rows, upto, batch, progress, workers
@@ -800,6 +803,7 @@ def rebuild(
             source.rollback()
         rows: dict[str, int] = {}
         with engine.begin() as live:
+            lift_statement_timeout(live)  # so is writing every projection row again
             tables = projection_set.projection_tables()
             if live.dialect.name != "postgresql":  # the first write takes SQLite's write lock
                 for table in tables:

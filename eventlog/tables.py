@@ -4,7 +4,8 @@
     The append-only log: every HealthOmics event received (``origin='aws'``) and every fact the
     pipeline established about one (``origin='pipeline'``: *Event Archived*, *Run Enriched*, …).
     ``seq`` is the log order; ``event_id`` is unique, so appending the same event twice is a no-op.
-    On PostgreSQL a trigger rejects UPDATE, DELETE and TRUNCATE: history cannot be rewritten.
+    Triggers reject UPDATE, DELETE and TRUNCATE on PostgreSQL and SQLite (and the processes'
+    role may not issue them, ``eventlog/roles.sql``): history cannot be rewritten.
 
 ``outbox``
     The work an appended event still owes, one row per (event, stage).  It is written in the same

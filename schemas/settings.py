@@ -9,8 +9,10 @@ AWS endpoints are *not* settings of ours: botocore reads ``AWS_ENDPOINT_URL`` an
 ``AWS_ENDPOINT_URL_<SERVICE>`` itself (``AWS_ENDPOINT_URL_S3``, ``AWS_ENDPOINT_URL_OMICS``, …), so
 the same variables that work for the AWS CLI work here.
 
-Secrets (:class:`pydantic.SecretStr`) and passwords inside URLs are masked whenever the
-configuration is printed (:meth:`Settings.masked`).
+Secrets (:class:`pydantic.SecretStr`), passwords inside URLs and password-like URL query
+parameters (``?password=``, ``&token=``…) are masked whenever the configuration is printed
+(:meth:`Settings.masked`) and in the line a bad value stops a process with: the line must name
+the variable, never repeat a secret it holds.
 
 A bad value stops a process at start with one line naming the variable
 (:func:`load_settings`).
@@ -19,10 +21,11 @@ A bad value stops a process at start with one line naming the variable
 from __future__ import annotations
 
 import json
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +75,22 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the event log. Unset: an embedded SQLite file. "
         "`postgresql://` URLs use psycopg 3.",
     )
+    database_connect_timeout: int = Field(
+        default=10,
+        ge=0,
+        validation_alias=_env("DATABASE_CONNECT_TIMEOUT"),
+        description="Seconds a PostgreSQL connection attempt may take (libpq `connect_timeout`; "
+        "0: wait forever).",
+    )
+    database_statement_timeout: float = Field(
+        default=60.0,
+        ge=0,
+        validation_alias=_env("DATABASE_STATEMENT_TIMEOUT"),
+        description="Seconds a PostgreSQL statement of a worker, the poller or the sweeper may "
+        "run before the server cancels it, so a stuck lock or a dead peer never holds a worker "
+        "thread forever (0: no limit). `rebuild`, `replay` and migrations lift it for their "
+        "long statements.",
+    )
     redis_url: str | None = Field(
         default=None,
         validation_alias=_env("REDIS_URL"),
@@ -83,6 +102,19 @@ class Settings(BaseSettings):
         validation_alias=_env("REDIS_KEY_PREFIX"),
         description="Prefix of every Redis key (broker queues and rate limits), so several "
         "deployments can share one Redis.",
+    )
+    redis_socket_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias=_env("REDIS_SOCKET_TIMEOUT"),
+        description="Seconds a Redis command of a lock or a rate limiter may wait for its "
+        "answer before it fails (and the task is retried), instead of hanging on a dead peer.",
+    )
+    redis_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        validation_alias=_env("REDIS_CONNECT_TIMEOUT"),
+        description="Seconds a connection to Redis for a lock or a rate limiter may take.",
     )
     archive_uri: str = Field(
         default="s3://omics-events-archive/omics-run-events",
@@ -284,6 +316,22 @@ class Settings(BaseSettings):
         description="Seconds after a COMPLETED event arrived during which enrichment keeps "
         "looking for the run's `outputs.json` (retrying with backoff) before it goes on without "
         "the output mapping.",
+    )
+    enrich_outputs_max_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        validation_alias=_env("ENRICH_OUTPUTS_MAX_BYTES"),
+        description="Largest `outputs.json` read, in bytes. A bigger one is not read: the run "
+        "is enriched and its callback sent without the output mapping, and a dead letter says "
+        "why.",
+    )
+    enrich_outputs_max_depth: int = Field(
+        default=32,
+        ge=2,
+        le=500,
+        validation_alias=_env("ENRICH_OUTPUTS_MAX_DEPTH"),
+        description="Deepest JSON nesting read in an `outputs.json` (CWL records of arrays of "
+        "files need a handful); a deeper one is treated like an oversized one.",
     )
     reconcile_after: float = Field(
         default=3600.0,
@@ -748,9 +796,9 @@ class Settings(BaseSettings):
         for name, field in type(self).model_fields.items():
             value = getattr(self, name)
             if isinstance(value, SecretStr):
-                text = "********" if value.get_secret_value() else ""
+                text = MASK if value.get_secret_value() else ""
             elif isinstance(value, list):
-                text = ",".join(value)
+                text = ",".join(mask_url(str(item)) for item in value)
             elif value is None:
                 text = ""
             else:
@@ -766,16 +814,65 @@ def env_name(field: Any) -> str:
     return str(alias)
 
 
+#: What is printed in place of a secret.
+MASK = "********"
+#: Query parameters whose values are secrets: ``?password=``, ``&auth_token=``, AWS presigned
+#: ``X-Amz-Signature``/``X-Amz-Credential``/``X-Amz-Security-Token``, ``sslpassword``, ``apikey``…
+#: Matching too much costs a masked harmless value; too little, a leaked secret.
+SECRET_PARAMETER = re.compile(r"pass|pwd|secret|token|key|sig|credential|auth", re.IGNORECASE)
+_QUERY_PAIR = re.compile(r"(?P<name>[^&;=]*)=(?P<value>[^&;]*)")
+#: A URL inside free text (an error message): scheme, ``://``, then up to a space or a quote.
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
+
+
 def mask_url(value: str) -> str:
-    """Hide the password of ``scheme://user:password@host`` URLs."""
+    """``value`` with the secrets a URL can carry hidden: the password of
+    ``scheme://user:password@host`` and the values of password-like query parameters
+    (:data:`SECRET_PARAMETER`).  Anything that is not a URL comes back as it is."""
     try:
         parts = urlsplit(value)
     except ValueError:
+        return _mask_unparsed(value)
+    if not parts.scheme:
         return value
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":********@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return value
+    masked = value
+    userinfo, at, host = parts.netloc.rpartition("@")
+    user, colon, password = userinfo.partition(":")
+    if at and colon and password:
+        start = masked.index("//") + 2  # a netloc is what follows the first //
+        masked = f"{masked[:start]}{user}:{MASK}@{host}{masked[start + len(parts.netloc) :]}"
+    query = _QUERY_PAIR.sub(_mask_pair, parts.query)
+    if query != parts.query:
+        # spliced into the text, not re-joined by urlunsplit, which drops an empty netloc's //
+        start = masked.index("?") + 1
+        masked = f"{masked[:start]}{query}{masked[start + len(parts.query) :]}"
+    return masked
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    if SECRET_PARAMETER.search(match["name"]) and match["value"]:
+        return f"{match['name']}={MASK}"
+    return match.group()
+
+
+def _mask_unparsed(url: str) -> str:
+    """A URL urlsplit refuses (a bad IPv6 host): hide what looks secret all the same."""
+    url = re.sub(r"(://[^/@:]*:)[^/@]*@", rf"\g<1>{MASK}@", url)
+    _, mark, query = url.partition("?")
+    if not mark:
+        return url
+    return url[: -len(query) or None] + _QUERY_PAIR.sub(_mask_pair, query)
+
+
+def mask_secrets(text: str) -> str:
+    """Free text (an error message) with every URL in it passed through :func:`mask_url`."""
+    return _URL_IN_TEXT.sub(lambda match: mask_url(match.group()), text)
+
+
+def is_secret(field: Any) -> bool:
+    """Whether a settings field holds a secret (typed :class:`pydantic.SecretStr`)."""
+    annotation = field.annotation
+    return annotation is SecretStr or SecretStr in getattr(annotation, "__args__", ())
 
 
 class ConfigurationError(SystemExit):
@@ -788,13 +885,21 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        field_name = str(error["loc"][0]) if error["loc"] else "?"
-        field = Settings.model_fields.get(field_name)
-        variable = env_name(field) if field is not None else field_name
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise ConfigurationError(
-            f"configuration error: {variable}={error.get('input')!r}: {message}"
-        ) from None
+        where = str(error["loc"][0]) if error["loc"] else "?"
+        # pydantic-settings names the environment variable, a keyword override the field
+        by_variable = {env_name(field): field for field in Settings.model_fields.values()}
+        field = Settings.model_fields.get(where) or by_variable.get(where)
+        variable = env_name(field) if field is not None else where
+        message = mask_secrets(str(error["msg"]).removeprefix("Value error, "))
+        value = error.get("input")
+        if field is not None and is_secret(field):
+            if isinstance(value, str) and value:
+                message = message.replace(value, MASK)
+            shown = repr(MASK)
+        else:
+            shown = repr(mask_secrets(value) if isinstance(value, str) else value)
+            shown = mask_secrets(shown)
+        raise ConfigurationError(f"configuration error: {variable}={shown}: {message}") from None
 
 
 def settings_table() -> str:
@@ -858,6 +963,9 @@ def env_example() -> str:
     lines.append("# AWS_ACCESS_KEY_ID=testing")
     lines.append("# AWS_SECRET_ACCESS_KEY=testing")
     lines.append("")
-    lines.append("# docker-compose only: the PostgreSQL password of the bundled database")
+    lines.append("# docker-compose only: the PostgreSQL passwords of the bundled database, of")
+    lines.append("# the tables' owner (migrations) and of the role every other process uses")
+    lines.append("# (eventlog/roles.sql; no spaces)")
     lines.append("# POSTGRES_PASSWORD=omics")
+    lines.append("# POSTGRES_APP_PASSWORD=omics-app")
     return "\n".join(lines) + "\n"

@@ -68,6 +68,7 @@ from schemas.ngs360 import API_KEY_HEADER, CALLBACK_PATH, build_payload, skip_re
 from schemas.settings import Settings
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
+from workers.redis_clients import redis_client
 from workers.routing import FACT_STAGES
 from workers.runtime import Runtime
 
@@ -285,7 +286,7 @@ def run_lock(runtime: Runtime, run_uuid: str, timeout: float) -> Iterator[None]:
     """
     settings = runtime.settings
     if settings.redis_url:
-        client = runtime.resource("redis", lambda rt: redis.Redis.from_url(rt.settings.redis_url))
+        client = runtime.resource("redis", lambda rt: redis_client(rt.settings))
         lease = client.lock(
             f"{settings.redis_key_prefix}callback-lock:{run_uuid}",
             timeout=LOCK_LEASE,

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 import redis
 
 from schemas.settings import Settings
+from workers.redis_clients import redis_client
 
 #: KEYS[1] = the holders' sorted set (score = lease expiry, in ms); ARGV = holder, limit, ttl ms.
 _ACQUIRE = """
@@ -125,10 +126,9 @@ class ConcurrencyLimiter:
     ) -> ConcurrencyLimiter:
         slots: SlotStore
         if settings.redis_url:
-            redis_client = client or redis.Redis.from_url(
-                settings.redis_url, socket_timeout=10, socket_connect_timeout=5
+            slots = RedisSlots(
+                client or redis_client(settings), f"{settings.redis_key_prefix}concurrency:{name}"
             )
-            slots = RedisSlots(redis_client, f"{settings.redis_key_prefix}concurrency:{name}")
         else:
             slots = MemorySlots()
         return cls(slots, limit=limit, ttl=ttl)

@@ -29,6 +29,14 @@ What the Lambda did not survive, and this stage does:
   runs (GetRun ``engineVersion``) write no outputs file, so they are not waited for.
 * CWL ``{location: …}`` File objects, arrays of them, nested records and plain values (WDL
   scalars) all map to S3 URIs or the values themselves; the Lambda stringified the latter.
+* **A hostile or broken outputs file** cannot stop the run's callback.  The file is written by
+  the workflow, so it is read with a bounded read (at most ``ENRICH_OUTPUTS_MAX_BYTES``, and
+  not at all when S3 says it is bigger) and its nesting is counted without recursion before it
+  is parsed (at most ``ENRICH_OUTPUTS_MAX_DEPTH``, as the event parser does for events): 900
+  levels of ``[`` once made the JSON decoder recurse until the task died, and the COMPLETED
+  callback was never sent.  Over a cap the run is enriched without the output mapping (noted in
+  ``outputsNote``), its callback goes as usual, and a dead letter (kind ``outputs``) keeps the
+  reason and the bytes read.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -182,16 +191,64 @@ def _arn_parts(arn: str | None) -> tuple[str, str, str]:
 
 # --- outputs.json -----------------------------------------------------------------------------
 
+#: A JSON string (escapes included; an unterminated one runs to the end) or a bracket: what the
+#: depth count reads, so that brackets inside strings do not count.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
+
+
+def nesting_exceeds(text: str, max_depth: int) -> bool:
+    """Whether the brackets of JSON ``text`` nest deeper than ``max_depth``, counted without
+    recursion (the check :mod:`schemas.parsing` makes before it decodes an event)."""
+    if text.count("[") + text.count("{") <= max_depth:
+        return False  # cannot be deeper: the common case, one C-speed pass
+    depth = 0
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > max_depth:
+                return True
+        elif token in "]}":
+            depth -= 1
+    return False
+
+
+@dataclass(frozen=True)
+class RefusedOutputs:
+    """An outputs file that was found but not read: where, why, and the bytes read of it."""
+
+    uri: str
+    reason: str
+    raw: bytes
+
+
+class _Refused(Exception):
+    def __init__(self, refused: RefusedOutputs) -> None:
+        super().__init__(refused.reason)
+        self.refused = refused
+
 
 class OutputsLookup:
     """Finds a completed run's outputs file among the documented places (reference §3)."""
 
-    def __init__(self, s3: Any, run: dict[str, Any], run_uuid: str) -> None:
+    def __init__(
+        self,
+        s3: Any,
+        run: dict[str, Any],
+        run_uuid: str,
+        *,
+        max_bytes: int = 4 * 1024 * 1024,
+        max_depth: int = 32,
+    ) -> None:
         self.s3 = s3
         self.run = run
         self.run_uuid = run_uuid
         self.created = run.get("creationTime")
+        self.max_bytes = max_bytes
+        self.max_depth = max_depth
         self.denied: str | None = None
+        #: Set when the run's outputs file was found but is over a cap: the search stops there.
+        self.refused: RefusedOutputs | None = None
 
     def candidates(self) -> list[str]:
         run_id = str(self.run.get("id") or self.run.get("runId") or "")
@@ -205,6 +262,13 @@ class OutputsLookup:
         return found
 
     def find(self) -> tuple[str, dict[str, Any]] | None:
+        try:
+            return self._find()
+        except _Refused as refusal:
+            self.refused = refusal.refused
+            return None
+
+    def _find(self) -> tuple[str, dict[str, Any]] | None:
         for uri in self.candidates():
             document = self._read(uri)
             if document is not None:
@@ -261,12 +325,40 @@ class OutputsLookup:
             and modified < self.created - CLOCK_SKEW
         ):
             return None  # written before this run existed: an earlier run with the same id
+        body = response["Body"]
         try:
-            document = json.loads(response["Body"].read())
-        except (ValueError, UnicodeDecodeError):
+            size = int(response.get("ContentLength") or 0)
+            if size > self.max_bytes:
+                raise _Refused(RefusedOutputs(uri, self._too_big(uri, size), b""))
+            data = body.read(self.max_bytes + 1)  # bounded, whatever S3 said about the size
+        finally:
+            body.close()
+        if len(data) > self.max_bytes:
+            raise _Refused(RefusedOutputs(uri, self._too_big(uri, None), data[: self.max_bytes]))
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            log.warning("%s is not UTF-8 JSON; ignored", uri)
+            return None
+        if nesting_exceeds(text, self.max_depth):
+            reason = (
+                f"outputs file {uri} nests deeper than {self.max_depth} levels "
+                "(ENRICH_OUTPUTS_MAX_DEPTH): not read; the run goes on without its output mapping"
+            )
+            raise _Refused(RefusedOutputs(uri, reason, data))
+        try:
+            document = json.loads(text)
+        except ValueError:
             log.warning("%s is not JSON; ignored", uri)
             return None
         return document if isinstance(document, dict) else None
+
+    def _too_big(self, uri: str, size: int | None) -> str:
+        known = f", it has {size}" if size else ""
+        return (
+            f"outputs file {uri} is larger than {self.max_bytes} bytes (ENRICH_OUTPUTS_MAX_BYTES"
+            f"{known}): not read; the run goes on without its output mapping"
+        )
 
     def _missing_or_denied(self, error: ClientError) -> bool:
         code = str(error.response.get("Error", {}).get("Code", ""))
@@ -323,12 +415,24 @@ def enrich_run(runtime: Runtime, event_id: str) -> str:
         return _api_failure(runtime, event, base, error)
 
     enrichment = _from_run(base, run, detail, status)
+    refused: RefusedOutputs | None = None
     if status == "COMPLETED":
-        lookup = OutputsLookup(runtime.aws.s3, run, run_uuid)
+        lookup = OutputsLookup(
+            runtime.aws.s3,
+            run,
+            run_uuid,
+            max_bytes=runtime.settings.enrich_outputs_max_bytes,
+            max_depth=runtime.settings.enrich_outputs_max_depth,
+        )
         found = lookup.find()
+        refused = lookup.refused
         if found is not None:
             enrichment["outputsUri"], document = found
             enrichment["outputMapping"] = output_mapping(document)
+        elif refused is not None:
+            enrichment["outputsUri"] = refused.uri
+            enrichment["outputsNote"] = refused.reason
+            log.warning("%s", refused.reason, extra={"event_id": event.event_id, "stage": STAGE})
         else:
             note = lookup.denied or _wait_for_outputs(runtime, event, run)
             enrichment["outputsNote"] = note
@@ -347,7 +451,7 @@ def enrich_run(runtime: Runtime, event_id: str) -> str:
             run, region or runtime.settings.aws_region, tasks, partition
         )
         enrichment["taskCount"] = len(tasks)
-    return _finish(runtime, event, enrichment)
+    return _finish(runtime, event, enrichment, refused)
 
 
 def _wait_for_outputs(runtime: Runtime, event: StoredEvent, run: dict[str, Any]) -> str:
@@ -481,10 +585,25 @@ def _api_failure(
     return "dead-lettered"
 
 
-def _finish(runtime: Runtime, event: StoredEvent, enrichment: dict[str, Any]) -> str:
+def _finish(
+    runtime: Runtime,
+    event: StoredEvent,
+    enrichment: dict[str, Any],
+    refused: RefusedOutputs | None = None,
+) -> str:
     with runtime.engine.begin() as connection:
         fact = LogEntry.pipeline(event, RUN_ENRICHED, enrichment, status=enrichment["status"])
         store.append(connection, fact, FACT_STAGES)
+        if refused is not None:  # the run goes on; what it goes on without is on record
+            store.dead_letter(
+                connection,
+                kind="outputs",
+                stage=STAGE,
+                event_id=event.event_id,
+                detail_type=event.detail_type,
+                reason=refused.reason,
+                raw=refused.raw,
+            )
         store.schedule(connection, event.event_id, NEXT_STAGE)
         store.complete(connection, event.event_id, STAGE, "enriched")
         woken = wake_callbacks(connection, enrichment["uuid"])

@@ -36,6 +36,7 @@ from limits.storage import MemoryStorage, RedisStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from schemas.settings import Settings
+from workers.redis_clients import redis_client
 
 #: Default account quotas, in calls per second (healthomics-events.md §4.2).
 HEALTHOMICS_TPS: Mapping[str, float] = {
@@ -131,8 +132,11 @@ class GlobalRateLimiter:
     ) -> GlobalRateLimiter:
         storage: Storage
         if settings.redis_url:
+            # the pool of a client with timeouts: a dead Redis fails a wait, never hangs it
             storage = RedisStorage(
-                settings.redis_url, key_prefix=f"{settings.redis_key_prefix}ratelimit"
+                settings.redis_url,
+                connection_pool=redis_client(settings).connection_pool,
+                key_prefix=f"{settings.redis_key_prefix}ratelimit",
             )
         else:
             storage = MemoryStorage()

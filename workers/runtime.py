@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Engine
 
-from eventlog.db import create_db_engine
+from eventlog.db import engine_for
 from schemas.parsing import ParseLimits
 from schemas.settings import Settings
 from workers.aws import AwsClients
@@ -57,7 +57,7 @@ class Runtime:
         if self._engine is None:
             with self._lock:
                 if self._engine is None:
-                    self._engine = create_db_engine(self.settings.database_url)
+                    self._engine = engine_for(self.settings)
         return self._engine
 
     @property

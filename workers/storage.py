@@ -14,11 +14,27 @@ objects instead of adding copies, unlike the legacy Lambda's ``uuid4`` keys:
 
 S3 objects are written with server-side encryption: AES256 by default, ``aws:kms`` with a key
 id when configured.  ``file://`` archives are for the embedded default and for tests.
+
+Ids come from outside (an EventBridge ``id`` is whatever the sender put there), so a key is
+built only from ids that stay one segment of it.  The parser refuses unsafe ids at intake; the
+key builders refuse them again (:class:`UnsafeKey`, a permanent error: the archive stage
+dead-letters the event with the reason and writes nothing), because a log may hold rows
+appended before that check, or by a replay of an old archive:
+
+* an id must be one path segment: not empty, not ``.`` or ``..``, no ``/`` or ``\\``, no
+  control character — ``a/b/../../c`` would land on event ``c``'s object, 256 slashes would
+  collapse into another key, ``../../x`` would leave a folder archive's root;
+* a whole key has no empty, ``.`` or ``..`` segment (a prefix ``a//b`` included).
+
+A folder archive also resolves every path (symbolic links followed) and refuses one that is not
+inside its root, and writes through a temporary file that it removes when the write fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,23 +44,49 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 from schemas.settings import ServerSideEncryption, Settings
+from workers.errors import PermanentError
+
+#: What may not appear in an id that becomes one segment of a key: separators and controls.
+_NOT_IN_SEGMENT = re.compile(r"[/\\\x00-\x1f\x7f]")
+
+
+class UnsafeKey(PermanentError):
+    """An id or key that would collapse into another key or escape the archive's root."""
 
 
 def raw_key(prefix: str, event_id: str, event_time: datetime) -> str:
-    return _join(prefix, f"raw/{event_time:%Y/%m/%d}/{event_id}.json")
+    return _join(prefix, f"raw/{event_time:%Y/%m/%d}/{_segment(event_id)}.json")
 
 
 def fact_key(prefix: str, seq: int, event_id: str, event_time: datetime) -> str:
-    return _join(prefix, f"facts/{event_time:%Y/%m/%d}/{seq:012d}.{event_id}.json")
+    return _join(prefix, f"facts/{event_time:%Y/%m/%d}/{seq:012d}.{_segment(event_id)}.json")
 
 
 def flattened_key(prefix: str, event_id: str, event_time: datetime) -> str:
-    return _join(prefix, f"event_{event_time:%Y%m%d_%H%M%S}_{event_id}.json")
+    return _join(prefix, f"event_{event_time:%Y%m%d_%H%M%S}_{_segment(event_id)}.json")
+
+
+def _segment(event_id: str) -> str:
+    """``event_id`` if it stays one segment of a key; else :class:`UnsafeKey`."""
+    if event_id in {"", ".", ".."} or _NOT_IN_SEGMENT.search(event_id):
+        raise UnsafeKey(
+            f"event id {event_id[:200]!r} cannot be part of an archive key: it must be one "
+            "path segment (no '/', '\\', control characters, '.' or '..')"
+        )
+    return event_id
 
 
 def _join(prefix: str, key: str) -> str:
     prefix = prefix.strip("/")
-    return f"{prefix}/{key}" if prefix else key
+    joined = f"{prefix}/{key}" if prefix else key
+    return check_key(joined)
+
+
+def check_key(key: str) -> str:
+    """``key`` if none of its segments is empty, ``.`` or ``..``; else :class:`UnsafeKey`."""
+    if any(segment in {"", ".", ".."} for segment in key.split("/")):
+        raise UnsafeKey(f"archive key {key[:300]!r} has an empty, '.' or '..' segment")
+    return key
 
 
 class Archive(Protocol):
@@ -70,6 +112,7 @@ class S3Archive:
     kms_key_id: str | None = None
 
     def put(self, key: str, body: bytes) -> None:
+        check_key(key)
         extra: dict[str, str] = {"ServerSideEncryption": self.sse.value}
         if self.sse is ServerSideEncryption.KMS and self.kms_key_id:
             extra["SSEKMSKeyId"] = self.kms_key_id
@@ -95,17 +138,30 @@ class FolderArchive:
     root: Path
     prefix: str
 
+    def path(self, key: str) -> Path:
+        """Where ``key`` lives; :class:`UnsafeKey` if that is not inside the root."""
+        root = self.root.resolve()
+        path = (root / check_key(key)).resolve()  # symbolic links followed, '..' applied
+        if not path.is_relative_to(root) or path == root:
+            raise UnsafeKey(f"archive key {key[:300]!r} resolves outside the archive {root}")
+        return path
+
     def put(self, key: str, body: bytes) -> None:
-        path = self.root / key
+        path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # write-then-rename: a reader never sees half an object, a retry replaces it whole
         handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(body)
-        os.replace(temporary, path)
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(body)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)  # a full disk or a failed rename leaves no litter
+            raise
 
     def get(self, key: str) -> bytes:
-        return (self.root / key).read_bytes()
+        return self.path(key).read_bytes()
 
     def keys(self, prefix: str) -> Iterator[str]:
         base = self.root / prefix
@@ -116,7 +172,7 @@ class FolderArchive:
                 yield path.relative_to(self.root).as_posix()
 
     def location(self, key: str) -> str:
-        return (self.root / key).resolve().as_uri()
+        return self.path(key).as_uri()
 
 
 def open_archive(settings: Settings, s3_client: Any | None = None) -> Archive:
