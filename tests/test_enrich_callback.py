@@ -30,6 +30,7 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from eventlog.projections import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
+from eventlog.rebuild import rebuild
 from eventlog.tables import dead_letters, deliveries, events, outbox, runs
 from producers.intake import Intake
 from producers.ngs360_receiver import Ngs360Receiver
@@ -40,7 +41,8 @@ from schemas.settings import Settings
 from tests.conftest import REPO, unique
 from tests.test_archive_pipeline import wait_for
 from workers import create_app, embedded_worker, sweep
-from workers.callback import running_event_id
+from workers.callback import deliver_callback, running_event_id
+from workers.enrich import enrich_run
 from workers.reconciler import reconcile
 
 API_KEY = "internal-key-" + uuid.uuid4().hex
@@ -758,3 +760,103 @@ def test_deliveries_and_redeliver_commands(make_rig: Callable[..., Rig], pg_url:
     assert len(rig.receiver.callbacks()) == before + 1
     assert rig.receiver.callbacks()[-1].answer["already_processed"] is True
     assert API_KEY not in listing.stdout + listing.stderr + again.stdout + again.stderr
+
+
+# --- the RUNNING gap-fill, against the receiver's transition table ----------------------------
+
+
+def _terminal_only(rig: Rig, wes_state: str, outcome: str = "COMPLETED") -> tuple[dict, str]:
+    """One run whose terminal event alone reaches the pipeline, its WES run in ``wes_state``;
+    enriched, not yet called back.  Returns (the terminal event, the WES run id)."""
+    run_id = rig.sim.add_run(tasks=1, outcome=outcome)
+    rig.sim.run_until_idle()
+    wes = rig.wes_ids()[run_id]
+    rig.receiver.register([wes], state=wes_state)
+    (terminal,) = [
+        e for e in rig.sink.events
+        if e["detail-type"] == RUN_STATUS and e["detail"]["status"] == outcome
+    ]
+    rig.feed([terminal])
+    assert enrich_run(rig.app.runtime, terminal["id"]) == "enriched"
+    return terminal, wes
+
+
+def _deliveries_of(rig: Rig, event_id: str) -> list[Any]:
+    with rig.engine.connect() as connection:
+        return list(
+            connection.execute(
+                select(deliveries).where(deliveries.c.caused_by == event_id)
+                .order_by(deliveries.c.id)
+            )
+        )
+
+
+@pytest.mark.parametrize("wes_state", ["QUEUED", "INITIALIZING"])
+def test_gap_fill_reports_running_first_and_records_each_attempt_with_its_answer(
+    make_rig: Callable[..., Rig], wes_state: str
+) -> None:
+    rig = make_rig(seed=31, start_workers=False)
+    terminal, wes = _terminal_only(rig, wes_state)
+    assert deliver_callback(rig.app.runtime, terminal["id"]) == "delivered"
+
+    running_id = running_event_id(terminal["detail"]["uuid"])
+    sent = [(r.json()["status"], r.json()["event_id"], r.status) for r in rig.receiver.callbacks()]
+    assert sent == [
+        ("COMPLETED", terminal["id"], 400),
+        ("RUNNING", running_id, 200),
+        ("COMPLETED", terminal["id"], 200),
+    ]
+    rows = _deliveries_of(rig, terminal["id"])
+    assert [(r.status, r.event_id, r.outcome, r.http_status) for r in rows] == [
+        ("COMPLETED", terminal["id"], "failed", 400),
+        ("RUNNING", running_id, "delivered", 200),
+        ("COMPLETED", terminal["id"], "delivered", 200),
+    ]
+    assert f"Invalid state transition: {wes_state} -> COMPLETE" in rows[0].response_body
+    assert '"new_state":"RUNNING"' in rows[1].response_body
+    assert '"new_state":"COMPLETE"' in rows[2].response_body
+    held = rig.receiver.state(wes)
+    assert held.state == "COMPLETE" and [s for _, s, _ in held.applied] == ["RUNNING", "COMPLETED"]
+    assert not rig.dead_letters()
+    before = [tuple(r)[1:] for r in _deliveries_of(rig, terminal["id"])]
+    rebuild(rig.engine)  # the attempts are facts: a rebuild gives the same deliveries
+    assert [tuple(r)[1:] for r in _deliveries_of(rig, terminal["id"])] == before
+
+
+@pytest.mark.parametrize("wes_state", ["CANCELING", "PAUSED"])
+def test_no_gap_fill_when_wes_holds_a_state_running_cannot_help(
+    make_rig: Callable[..., Rig], wes_state: str
+) -> None:
+    rig = make_rig(seed=32, start_workers=False)
+    terminal, wes = _terminal_only(rig, wes_state)
+    assert deliver_callback(rig.app.runtime, terminal["id"]) == "dead-lettered"
+
+    (request,) = rig.receiver.callbacks()  # no RUNNING was sent
+    assert request.json()["status"] == "COMPLETED" and request.status == 400
+    refusal = f"Invalid state transition: {wes_state} -> COMPLETE"
+    (row,) = _deliveries_of(rig, terminal["id"])
+    assert (row.status, row.outcome, row.http_status) == ("COMPLETED", "dead-lettered", 400)
+    assert refusal in row.response_body
+    (letter,) = rig.dead_letters("stage")
+    assert letter.event_id == terminal["id"] and refusal in letter.reason
+    assert rig.receiver.state(wes).state == wes_state
+
+
+def test_no_gap_fill_once_a_status_of_the_run_was_delivered(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """WES went back to QUEUED after it took RUNNING (someone reset it): not a lost event."""
+    rig = make_rig(seed=33, start_workers=False)
+    run_id = rig.sim.add_run(tasks=1, outcome="FAILED")
+    delivered = rig.simulate()
+    (running,) = [e for e in delivered if e["detail"]["status"] == "RUNNING"]
+    (terminal,) = [e for e in delivered if e["detail"]["status"] == "FAILED"]
+    rig.feed([running, terminal])
+    for event in (running, terminal):
+        assert enrich_run(rig.app.runtime, event["id"]) == "enriched"
+    assert deliver_callback(rig.app.runtime, running["id"]) == "delivered"
+    rig.receiver.set_state(rig.wes_ids()[run_id], "QUEUED")
+    assert deliver_callback(rig.app.runtime, terminal["id"]) == "dead-lettered"
+    assert [r.json()["status"] for r in rig.receiver.callbacks()] == ["RUNNING", "FAILED"]
+    (row,) = _deliveries_of(rig, terminal["id"])
+    assert row.http_status == 400 and "QUEUED -> EXECUTOR_ERROR" in row.response_body
