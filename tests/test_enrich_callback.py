@@ -399,11 +399,13 @@ def test_throttled_healthomics_two_enrich_workers_stay_under_the_global_rate(
 def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_home(
     make_rig: Callable[..., Rig], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    rig = make_rig(seed=16)
     sentinel = Ngs360Receiver(API_KEY, host="127.0.0.2", auto_register=True)  # unlisted host
-    other = Ngs360Receiver(API_KEY)  # same host as the API (allowed), another port
-    for server in (sentinel, other):
+    other = Ngs360Receiver(API_KEY)  # same host as the API, another port, listed
+    stranger = Ngs360Receiver(API_KEY, auto_register=True)  # same host, another port, unlisted
+    for server in (sentinel, other, stranger):
         server.start()
+    rig = make_rig(seed=16, callback_allowed_hosts=f"http://127.0.0.1:{other.port}")
+    for server in (sentinel, other, stranger):
         rig.stack.callback(server.stop)
     hosts: Counter[str] = Counter()
     rig.app.runtime.resource(
@@ -417,14 +419,16 @@ def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_hom
     metadata = rig.sim.add_run(tasks=2, callback_url="http://169.254.169.254/latest")
     unlisted = rig.sim.add_run(tasks=2, callback_url=f"{sentinel.url}/")
     allowed = rig.sim.add_run(tasks=2, callback_url=other.url)
+    other_port = rig.sim.add_run(tasks=2, callback_url=f"{stranger.url}/")
     delivered = rig.simulate()
     other.register([rig.wes_ids()[allowed]])
     rig.feed(delivered)
     rig.settle()
 
     assert "169.254.169.254" not in hosts and "127.0.0.2" not in hosts
-    assert sentinel.requests == []
+    assert sentinel.requests == [] and stranger.requests == []
     wes = rig.wes_ids()
+    assert rig.receiver.state(wes[other_port]).omics_status == "COMPLETED"
     assert rig.receiver.state(wes[metadata]).omics_status == "COMPLETED"
     assert rig.receiver.state(wes[unlisted]).omics_status == "COMPLETED"
     assert other.state(wes[allowed]).omics_status == "COMPLETED"
@@ -434,8 +438,9 @@ def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_hom
     reasons = " ".join(row.reason for row in letters)
     assert "169.254.169.254" in reasons and "plain http is allowed on loopback only" in reasons
     assert "127.0.0.2" in reasons and "not in CALLBACK_ALLOWED_HOSTS" in reasons
+    assert f"origin http://127.0.0.1:{stranger.port} is not in" in reasons
     assert {row.event_id for row in letters} == {
-        e["id"] for e in delivered if e["detail"]["runId"] in {metadata, unlisted}
+        e["id"] for e in delivered if e["detail"]["runId"] in {metadata, unlisted, other_port}
     }
     # the key is in no event, fact, dead letter, delivery row or log line
     with rig.engine.connect() as connection:

@@ -8,10 +8,12 @@ line, an event or a dead letter.
 Why each rule, against what the Lambda did:
 
 * **The key goes only where it may.**  A run's ``callback_url`` tag is honoured only when it is
-  https (http on loopback, for tests) and its host is in ``CALLBACK_ALLOWED_HOSTS`` (default:
-  the host of ``NGS360_API_URL``).  Otherwise the callback goes to the configured URL and a
-  ``security`` dead letter says which tag was refused and why.  Redirects are never followed,
-  so a server cannot bounce the key elsewhere either.
+  https (http on loopback, for tests) and its scheme, host and port (the scheme's default port
+  when it names none) are those of an entry of ``CALLBACK_ALLOWED_HOSTS`` or of
+  ``NGS360_API_URL``: a bare ``api-host`` allows ``https://api-host:443``, not port 22.
+  Otherwise the callback goes to the configured URL and a ``security`` dead letter says which
+  tag was refused and why.  Redirects are never followed, so a server cannot bounce the key
+  elsewhere either.
 * **In order, never backwards, never twice.**  Callbacks of one run are serialised by a lock per
   run (a Redis lease across processes, an in-process lock in the embedded default).  A
   callback waits (deferred in the outbox) while an earlier status of its run is still being
@@ -49,7 +51,7 @@ import logging
 import random
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,7 +77,16 @@ from eventlog.projections import (
 )
 from eventlog.store import LogEntry, StoredEvent, derived_id
 from eventlog.tables import events, outbox, runs
-from schemas.ngs360 import API_KEY_HEADER, CALLBACK_PATH, build_payload, skip_reason, utc_z
+from schemas.ngs360 import (
+    API_KEY_HEADER,
+    CALLBACK_PATH,
+    Origin,
+    build_payload,
+    callback_origin,
+    show_origin,
+    skip_reason,
+    utc_z,
+)
 from schemas.settings import Settings
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
@@ -130,12 +141,13 @@ def callback_endpoint(base_url: str) -> str:
     return urlunsplit((parts.scheme, netloc, CALLBACK_PATH, "", ""))
 
 
-def allowed_hosts(settings: Settings) -> set[str]:
-    if settings.callback_allowed_hosts:
-        return set(settings.callback_allowed_hosts)
+def allowed_hosts(settings: Settings) -> set[Origin]:
+    """The origins a ``callback_url`` tag may name: ``CALLBACK_ALLOWED_HOSTS`` and always the
+    configured API's own (a tag naming it changes nothing: the key goes there anyway)."""
+    allowed = {callback_origin(item, entry=True) for item in settings.callback_allowed_hosts}
     if settings.ngs360_api_url:
-        return {(urlsplit(settings.ngs360_api_url).hostname or "").lower()}
-    return set()
+        allowed.add(callback_origin(settings.ngs360_api_url))
+    return allowed
 
 
 def _loopback(host: str) -> bool:
@@ -147,12 +159,16 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def tag_problem(tag: str, allowed: set[str]) -> str | None:
-    """Why a ``callback_url`` tag may not receive the key, or None if it may."""
+def tag_problem(tag: str, allowed: Iterable[Origin | str]) -> str | None:
+    """Why a ``callback_url`` tag may not receive the key, or None if it may.
+
+    Scheme, host and port must match an allowed origin (entries given as text are read as
+    ``CALLBACK_ALLOWED_HOSTS`` reads them): a bare host allows its https port, not every port.
+    """
     try:
         parts = urlsplit(tag.strip())
         host = (parts.hostname or "").lower()
-        port = parts.port
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
         return "it is not a URL"
     if parts.scheme not in {"http", "https"} or not host:
@@ -161,9 +177,10 @@ def tag_problem(tag: str, allowed: set[str]) -> str | None:
         return "it carries credentials"
     if parts.scheme == "http" and not _loopback(host):
         return "plain http is allowed on loopback only"
-    if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-        shown = f"{host}:{port}" if port else host
-        return f"host {shown} is not in CALLBACK_ALLOWED_HOSTS"
+    origin = callback_origin(tag)
+    origins = {callback_origin(a, entry=True) if isinstance(a, str) else a for a in allowed}
+    if origin not in origins:
+        return f"origin {show_origin(origin)} is not in CALLBACK_ALLOWED_HOSTS"
     return None
 
 
