@@ -865,3 +865,89 @@ def test_no_gap_fill_once_a_status_of_the_run_was_delivered(
     assert [r.json()["status"] for r in rig.receiver.callbacks()] == ["RUNNING", "FAILED"]
     (row,) = _deliveries_of(rig, terminal["id"])
     assert row.http_status == 400 and "QUEUED -> EXECUTOR_ERROR" in row.response_body
+
+
+# --- bulk redelivery after a rotated key ------------------------------------------------------
+
+
+def _cli(rig: Rig, pg_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "DATABASE_URL": pg_url,
+        "NGS360_API_URL": rig.receiver.url,
+        "NGS360_API_KEY": API_KEY,
+        "REDIS_URL": rig.settings.redis_url or "",
+        "REDIS_KEY_PREFIX": rig.settings.redis_key_prefix,
+        "COLUMNS": "250",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "omics_events", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_bulk_redelivery_after_a_rotated_key_sends_in_order_and_skips_superseded(
+    make_rig: Callable[..., Rig], pg_url: str
+) -> None:
+    rig = make_rig(seed=34)
+    runs_sent_again = [rig.sim.add_run(tasks=1, outcome=outcome) for outcome in
+                       ("COMPLETED", "FAILED")]
+    overtaken = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    wes = rig.wes_ids()
+    rig.receiver.api_key = "the-new-key"  # the server's key changed; the workers' did not
+    (overtaken_end,) = [
+        e for e in delivered
+        if e["detail"]["runId"] == overtaken and e["detail"]["status"] == "COMPLETED"
+    ]
+    rig.feed([e for e in delivered if e["id"] != overtaken_end["id"]])
+    rig.settle()
+    dead = [e["id"] for e in delivered if e["id"] != overtaken_end["id"]]
+    assert len(rig.receiver.callbacks()) == len(dead)
+    assert {r.status for r in rig.receiver.callbacks()} == {403}
+    assert {row.event_id for row in rig.dead_letters("stage")} == set(dead)
+
+    rig.receiver.api_key = API_KEY  # fixed: both sides agree again
+    rig.feed([overtaken_end])  # its run's last status goes through before the bulk redelivery
+    rig.settle()
+    assert rig.receiver.state(wes[overtaken]).omics_status == "COMPLETED"
+    received_before = len(rig.receiver.callbacks())
+
+    listing = _cli(rig, pg_url, "dead-letters", "--status-code", "403")
+    assert listing.returncode == 0, listing.stderr
+    assert all(event_id in listing.stdout for event_id in dead)
+    assert f"{len(dead)} dead-lettered callbacks of 3 runs" in listing.stdout
+    one_run = _cli(rig, pg_url, "dead-letters", "--status-code", "403", "--run", overtaken)
+    assert "dead-lettered callbacks of 1 runs" in one_run.stdout
+    assert _cli(rig, pg_url, "dead-letters", "--until", "2020-01-01").stdout.count(
+        "0 dead-lettered callbacks") == 1
+    dry = _cli(rig, pg_url, "redeliver", "--status-code", "403", "--dry-run")
+    assert dry.returncode == 0 and len(rig.receiver.callbacks()) == received_before
+    assert _cli(rig, pg_url, "redeliver").returncode != 0  # no id, no filter: refused
+
+    bulk = _cli(rig, pg_url, "redeliver", "--status-code", "403")
+    assert bulk.returncode == 0, bulk.stdout + bulk.stderr
+    assert API_KEY not in bulk.stdout + bulk.stderr
+    again = rig.receiver.callbacks()[received_before:]
+    per_run: dict[str, list[str]] = defaultdict(list)
+    for event in delivered:
+        per_run[event["detail"]["runId"]].append(event["detail"]["status"])
+    for run_id in runs_sent_again:
+        sent = [r.json()["status"] for r in again if r.json()["wes_run_id"] == wes[run_id]]
+        assert sent == per_run[run_id]  # every status once, in order
+        assert rig.receiver.state(wes[run_id]).omics_status == per_run[run_id][-1]
+    assert not [r for r in again if r.json()["wes_run_id"] == wes[overtaken]]
+    assert all(200 <= r.status < 300 for r in again)
+    with rig.engine.connect() as connection:
+        outcomes = dict(connection.execute(
+            select(deliveries.c.caused_by, deliveries.c.outcome)
+            .where(deliveries.c.caused_by.in_(dead)).order_by(deliveries.c.id)
+        ).all())  # the last row of each event wins
+    overtaken_ids = {e["id"] for e in delivered
+                     if e["detail"]["runId"] == overtaken and e["id"] != overtaken_end["id"]}
+    assert {outcomes[e] for e in overtaken_ids} == {"superseded"}
+    assert {outcomes[e] for e in set(dead) - overtaken_ids} == {"delivered"}
+    assert "delivered" in bulk.stdout and "superseded" in bulk.stdout
+    assert _cli(rig, pg_url, "dead-letters", "--status-code", "403").stdout.count(
+        "0 dead-lettered callbacks") == 1
+    nothing = _cli(rig, pg_url, "redeliver", "--status-code", "403")
+    assert nothing.returncode == 0 and len(rig.receiver.callbacks()) == received_before + len(again)
