@@ -65,6 +65,7 @@ class DeadCallback:
     event_time: datetime
     http_status: int | None
     reason: str | None
+    response_body: str | None
     dead_at: datetime
 
 
@@ -88,6 +89,7 @@ def dead_callbacks(connection: Connection, filters: Filters = Filters()) -> list
             deliveries.c.wes_run_id,
             deliveries.c.http_status,
             deliveries.c.reason,
+            deliveries.c.response_body,
             deliveries.c.created_at,
         )
         .join(latest, deliveries.c.id == latest.c.last_id)
@@ -127,6 +129,7 @@ def dead_callbacks(connection: Connection, filters: Filters = Filters()) -> list
             event_time=as_utc(row.event_time),
             http_status=row.http_status,
             reason=row.reason,
+            response_body=row.response_body,
             dead_at=as_utc(row.created_at),
         )
         for row in sorted(rows, key=order)
