@@ -724,6 +724,8 @@ def test_api_key_from_secrets_manager_is_read_again_after_a_403(
     final_check(rig)
     answers = [r.status for r in rig.receiver.callbacks()]
     assert answers.count(403) == 1 and not rig.dead_letters()
+    (refused,) = rig.rows(deliveries, deliveries.c.http_status == 403)  # its own attempt row
+    assert refused.outcome == "failed" and "Invalid internal API key" in refused.response_body
 
 
 def test_deliveries_and_redeliver_commands(make_rig: Callable[..., Rig], pg_url: str) -> None:
