@@ -44,6 +44,7 @@ from workers import create_app, embedded_worker, sweep
 from workers.callback import deliver_callback, running_event_id
 from workers.enrich import enrich_run
 from workers.reconciler import reconcile
+from workers.redelivery import Filters, dead_callbacks, redeliver_dead
 
 API_KEY = "internal-key-" + uuid.uuid4().hex
 RUN_STATUS = "Run Status Change"
@@ -953,3 +954,33 @@ def test_bulk_redelivery_after_a_rotated_key_sends_in_order_and_skips_superseded
         "0 dead-lettered callbacks") == 1
     nothing = _cli(rig, pg_url, "redeliver", "--status-code", "403")
     assert nothing.returncode == 0 and len(rig.receiver.callbacks()) == received_before + len(again)
+
+
+def test_bulk_redelivery_holds_back_a_runs_later_callbacks_when_one_is_refused(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(seed=35, start_workers=False)
+    run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    statuses = ("RUNNING", "COMPLETED")
+    delivered = [e for e in rig.simulate() if e["detail"]["status"] in statuses]
+    rig.receiver.api_key = "rotated"
+    rig.feed(delivered)
+    runtime = rig.app.runtime
+    for event in delivered:
+        assert enrich_run(runtime, event["id"]) == "enriched"
+        assert deliver_callback(runtime, event["id"]) == "dead-lettered"
+    with rig.engine.connect() as connection:
+        items = dead_callbacks(connection, Filters(status_code=403))
+    assert [(i.event_id, i.status) for i in items] == [(e["id"], e["detail"]["status"])
+                                                       for e in delivered]
+    rig.receiver.api_key = API_KEY
+    rig.receiver._runs.clear()  # the key is right now, but NGS360 lost the WES run: 404
+    results = redeliver_dead(runtime, items)
+    assert [outcome for _, outcome in results] == ["dead-lettered", "held back"]
+    assert [r.status for r in rig.receiver.callbacks()][-1:] == [404]
+    assert len(rig.receiver.callbacks()) == 3  # two 403s, then the RUNNING's 404 only
+    with rig.engine.connect() as connection:
+        left = dead_callbacks(connection)
+        assert [(i.status, i.http_status) for i in left] == [("RUNNING", 404), ("COMPLETED", 403)]
+        assert dead_callbacks(connection, Filters(run=rig.wes_ids()[run_id])) == left
+        assert dead_callbacks(connection, Filters(run="9999999")) == []
