@@ -461,16 +461,29 @@ def _dead_callback_filters(function: Any) -> Any:
     would be taken) and ``redeliver`` (taking it)."""
     for option in reversed(
         [
-            click.option("--status-code", type=int, default=None,
-                         help="Only callbacks whose last answer had this HTTP status "
-                         "(403: a rotated key; 503: an outage)."),
-            click.option("--since", callback=_time_bound, default=None,
-                         help="Only callbacks dead-lettered at or after this time "
-                         "(ISO-8601, UTC unless it says; a date is midnight UTC)."),
-            click.option("--until", callback=_time_bound, default=None,
-                         help="Only callbacks dead-lettered before this time."),
-            click.option("--run", "run", default=None,
-                         help="Only this run (run id, uuid or WES run id)."),
+            click.option(
+                "--status-code",
+                type=int,
+                default=None,
+                help="Only callbacks whose last answer had this HTTP status "
+                "(403: a rotated key; 503: an outage).",
+            ),
+            click.option(
+                "--since",
+                callback=_time_bound,
+                default=None,
+                help="Only callbacks dead-lettered at or after this time "
+                "(ISO-8601, UTC unless it says; a date is midnight UTC).",
+            ),
+            click.option(
+                "--until",
+                callback=_time_bound,
+                default=None,
+                help="Only callbacks dead-lettered before this time.",
+            ),
+            click.option(
+                "--run", "run", default=None, help="Only this run (run id, uuid or WES run id)."
+            ),
         ]
     ):
         function = option(function)
@@ -497,8 +510,12 @@ def _dead_callbacks_table(items: list[Any], title: str) -> Table:
 @cli.command()
 @click.argument("event_id", required=False)
 @_dead_callback_filters
-@click.option("--all", "everything", is_flag=True,
-              help="Every dead-lettered callback (without a filter, one must say so).")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Every dead-lettered callback (without a filter, one must say so).",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be sent; send nothing.")
 def redeliver(
     event_id: str | None,
@@ -521,8 +538,9 @@ def redeliver(
     filtered = any(v is not None for v in (status_code, since, until, run))
     if event_id is not None:
         if filtered or everything or dry_run:
-            raise click.UsageError("give EVENT_ID or filters (--status-code/--since/--until/"
-                                   "--run/--all), not both")
+            raise click.UsageError(
+                "give EVENT_ID or filters (--status-code/--since/--until/--run/--all), not both"
+            )
         from workers.callback import redeliver as send_again
 
         app = _ready_app(_settings())
@@ -535,8 +553,9 @@ def redeliver(
             sys.exit(1)
         return
     if not filtered and not everything:
-        raise click.UsageError("give EVENT_ID, a filter (--status-code/--since/--until/--run) "
-                               "or --all")
+        raise click.UsageError(
+            "give EVENT_ID, a filter (--status-code/--since/--until/--run) or --all"
+        )
     sys.exit(_redeliver_in_bulk(status_code, since, until, run, dry_run))
 
 
@@ -553,18 +572,30 @@ def _redeliver_in_bulk(
         items = dead_callbacks(connection, filters)
     runs = len({item.run_uuid for item in items})
     if dry_run or not items:
-        console.print(_dead_callbacks_table(
-            items, f"{len(items)} dead-lettered callbacks of {runs} runs would be sent, in this "
-            "order (dry run)" if dry_run else "no dead-lettered callback matches"))
+        console.print(
+            _dead_callbacks_table(
+                items,
+                f"{len(items)} dead-lettered callbacks of {runs} runs would be sent, in this "
+                "order (dry run)"
+                if dry_run
+                else "no dead-lettered callback matches",
+            )
+        )
         return 0
     errors = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[last]}"), console=errors) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=errors,
+    ) as bar:
         task = bar.add_task("redelivering", total=len(items), last="")
 
         def report(item: Any, outcome: str) -> None:
-            bar.update(task, advance=1, last=f"{item.run_id or item.run_uuid} {item.status}: "
-                       f"{outcome}")
+            bar.update(
+                task, advance=1, last=f"{item.run_id or item.run_uuid} {item.status}: {outcome}"
+            )
 
         results = redeliver_dead(app.runtime, items, report)
     counts: dict[str, int] = {}
@@ -744,9 +775,13 @@ def dead_letters(
         with app.runtime.engine.connect() as connection:
             items = dead_callbacks(connection, filters)
         runs = len({item.run_uuid for item in items})
-        console.print(_dead_callbacks_table(
-            items, f"{len(items)} dead-lettered callbacks of {runs} runs: what `omics-events "
-            "redeliver` with these filters would send, in this order"))
+        console.print(
+            _dead_callbacks_table(
+                items,
+                f"{len(items)} dead-lettered callbacks of {runs} runs: what `omics-events "
+                "redeliver` with these filters would send, in this order",
+            )
+        )
         return
     with app.runtime.engine.connect() as connection:
         rows = connection.execute(select(table).order_by(table.c.id.desc()).limit(limit)).all()

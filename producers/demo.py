@@ -149,8 +149,9 @@ def _callbacks_table(
     with engine.connect() as connection:
         outcomes: dict[str, dict[str, int]] = {}
         for run_id, outcome, count in connection.execute(
-            select(deliveries.c.run_id, deliveries.c.outcome, func.count())
-            .group_by(deliveries.c.run_id, deliveries.c.outcome)
+            select(deliveries.c.run_id, deliveries.c.outcome, func.count()).group_by(
+                deliveries.c.run_id, deliveries.c.outcome
+            )
         ):
             outcomes.setdefault(run_id, {})[outcome] = count
     table = Table(title="runs and their NGS360 callbacks")
@@ -170,9 +171,15 @@ def _callbacks_table(
         else:
             held = f"{state.state} ({state.omics_status or '-'})"
         failed = seen.get("failed", 0) + seen.get("dead-lettered", 0)
-        table.add_row(run_id, str(run["status"]), held, str(seen.get("delivered", 0)),
-                      str(seen.get("skipped", 0)), str(failed),
-                      style="red" if seen.get("dead-lettered") else None)
+        table.add_row(
+            run_id,
+            str(run["status"]),
+            held,
+            str(seen.get("delivered", 0)),
+            str(seen.get("skipped", 0)),
+            str(failed),
+            style="red" if seen.get("dead-lettered") else None,
+        )
     table.caption = "callbacks: " + (
         ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items())) or "none"
     )
@@ -310,8 +317,10 @@ def run_demo(settings: Settings, console: Console, timeout: float = 180.0, runs:
         console.print(import_demo.summary_table(runtime.engine))
         console.print(f"archive: {runtime.archive.location(runtime.archive.prefix)}")
         if local:
-            console.print("[dim](the local moto server and its objects stop with the demo; "
-                          "ARCHIVE_URI=file://./.omics-events/archive keeps them)[/dim]")
+            console.print(
+                "[dim](the local moto server and its objects stop with the demo; "
+                "ARCHIVE_URI=file://./.omics-events/archive keeps them)[/dim]"
+            )
         failures = callback_failures(runtime.engine, truth)
         if failures is not None:
             console.print(f"[red]demo failed: {failures}[/red]", highlight=False)

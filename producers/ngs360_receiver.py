@@ -259,8 +259,11 @@ class Ngs360Receiver:
             return CallbackBody.model_validate_json(raw or b"null")
         except ValidationError as error:
             return [
-                {"loc": ["body", *error_entry["loc"]], "msg": error_entry["msg"],
-                 "type": error_entry["type"]}
+                {
+                    "loc": ["body", *error_entry["loc"]],
+                    "msg": error_entry["msg"],
+                    "type": error_entry["type"],
+                }
                 for error_entry in error.errors(include_url=False)
             ]
 

@@ -49,8 +49,11 @@ def test_demo_exits_non_zero_when_callbacks_are_dead_letters(
     assert status == 1, out[-3000:]
     assert refused, "the demo's callbacks reached the receiver"
     (line,) = [line for line in out.splitlines() if line.startswith("demo failed:")]
-    found = re.match(r"demo failed: (\d+) of (\d+) callbacks were dead-lettered; most common "
-                     r"\((\d+)\): (.*)", line)
+    found = re.match(
+        r"demo failed: (\d+) of (\d+) callbacks were dead-lettered; most common "
+        r"\((\d+)\): (.*)",
+        line,
+    )
     assert found, line
     dead, _, common, reason = found.groups()
     assert int(dead) == len(refused) and int(common) == len(refused)
@@ -74,5 +77,3 @@ def test_the_demo_passes_with_its_own_receiver(
     console = Console(record=True, width=250)
     assert run_demo(settings, console, timeout=120, runs=2) == 0, console.export_text()[-3000:]
     assert "demo failed" not in console.export_text()
-
-

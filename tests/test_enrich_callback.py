@@ -781,7 +781,8 @@ def _terminal_only(rig: Rig, wes_state: str, outcome: str = "COMPLETED") -> tupl
     wes = rig.wes_ids()[run_id]
     rig.receiver.register([wes], state=wes_state)
     (terminal,) = [
-        e for e in rig.sink.events
+        e
+        for e in rig.sink.events
         if e["detail-type"] == RUN_STATUS and e["detail"]["status"] == outcome
     ]
     rig.feed([terminal])
@@ -793,7 +794,8 @@ def _deliveries_of(rig: Rig, event_id: str) -> list[Any]:
     with rig.engine.connect() as connection:
         return list(
             connection.execute(
-                select(deliveries).where(deliveries.c.caused_by == event_id)
+                select(deliveries)
+                .where(deliveries.c.caused_by == event_id)
                 .order_by(deliveries.c.id)
             )
         )
@@ -884,7 +886,11 @@ def _cli(rig: Rig, pg_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "omics_events", *args],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -892,14 +898,16 @@ def test_bulk_redelivery_after_a_rotated_key_sends_in_order_and_skips_superseded
     make_rig: Callable[..., Rig], pg_url: str
 ) -> None:
     rig = make_rig(seed=34)
-    runs_sent_again = [rig.sim.add_run(tasks=1, outcome=outcome) for outcome in
-                       ("COMPLETED", "FAILED")]
+    runs_sent_again = [
+        rig.sim.add_run(tasks=1, outcome=outcome) for outcome in ("COMPLETED", "FAILED")
+    ]
     overtaken = rig.sim.add_run(tasks=1, outcome="COMPLETED")
     delivered = rig.simulate()
     wes = rig.wes_ids()
     rig.receiver.api_key = "the-new-key"  # the server's key changed; the workers' did not
     (overtaken_end,) = [
-        e for e in delivered
+        e
+        for e in delivered
         if e["detail"]["runId"] == overtaken and e["detail"]["status"] == "COMPLETED"
     ]
     rig.feed([e for e in delivered if e["id"] != overtaken_end["id"]])
@@ -921,8 +929,12 @@ def test_bulk_redelivery_after_a_rotated_key_sends_in_order_and_skips_superseded
     assert f"{len(dead)} dead-lettered callbacks of 3 runs" in listing.stdout
     one_run = _cli(rig, pg_url, "dead-letters", "--status-code", "403", "--run", overtaken)
     assert "dead-lettered callbacks of 1 runs" in one_run.stdout
-    assert _cli(rig, pg_url, "dead-letters", "--until", "2020-01-01").stdout.count(
-        "0 dead-lettered callbacks") == 1
+    assert (
+        _cli(rig, pg_url, "dead-letters", "--until", "2020-01-01").stdout.count(
+            "0 dead-lettered callbacks"
+        )
+        == 1
+    )
     dry = _cli(rig, pg_url, "redeliver", "--status-code", "403", "--dry-run")
     assert dry.returncode == 0 and len(rig.receiver.callbacks()) == received_before
     assert _cli(rig, pg_url, "redeliver").returncode != 0  # no id, no filter: refused
@@ -941,17 +953,27 @@ def test_bulk_redelivery_after_a_rotated_key_sends_in_order_and_skips_superseded
     assert not [r for r in again if r.json()["wes_run_id"] == wes[overtaken]]
     assert all(200 <= r.status < 300 for r in again)
     with rig.engine.connect() as connection:
-        outcomes = dict(connection.execute(
-            select(deliveries.c.caused_by, deliveries.c.outcome)
-            .where(deliveries.c.caused_by.in_(dead)).order_by(deliveries.c.id)
-        ).all())  # the last row of each event wins
-    overtaken_ids = {e["id"] for e in delivered
-                     if e["detail"]["runId"] == overtaken and e["id"] != overtaken_end["id"]}
+        outcomes = dict(
+            connection.execute(
+                select(deliveries.c.caused_by, deliveries.c.outcome)
+                .where(deliveries.c.caused_by.in_(dead))
+                .order_by(deliveries.c.id)
+            ).all()
+        )  # the last row of each event wins
+    overtaken_ids = {
+        e["id"]
+        for e in delivered
+        if e["detail"]["runId"] == overtaken and e["id"] != overtaken_end["id"]
+    }
     assert {outcomes[e] for e in overtaken_ids} == {"superseded"}
     assert {outcomes[e] for e in set(dead) - overtaken_ids} == {"delivered"}
     assert "delivered" in bulk.stdout and "superseded" in bulk.stdout
-    assert _cli(rig, pg_url, "dead-letters", "--status-code", "403").stdout.count(
-        "0 dead-lettered callbacks") == 1
+    assert (
+        _cli(rig, pg_url, "dead-letters", "--status-code", "403").stdout.count(
+            "0 dead-lettered callbacks"
+        )
+        == 1
+    )
     nothing = _cli(rig, pg_url, "redeliver", "--status-code", "403")
     assert nothing.returncode == 0 and len(rig.receiver.callbacks()) == received_before + len(again)
 
@@ -971,8 +993,9 @@ def test_bulk_redelivery_holds_back_a_runs_later_callbacks_when_one_is_refused(
         assert deliver_callback(runtime, event["id"]) == "dead-lettered"
     with rig.engine.connect() as connection:
         items = dead_callbacks(connection, Filters(status_code=403))
-    assert [(i.event_id, i.status) for i in items] == [(e["id"], e["detail"]["status"])
-                                                       for e in delivered]
+    assert [(i.event_id, i.status) for i in items] == [
+        (e["id"], e["detail"]["status"]) for e in delivered
+    ]
     rig.receiver.api_key = API_KEY
     rig.receiver._runs.clear()  # the key is right now, but NGS360 lost the WES run: 404
     results = redeliver_dead(runtime, items)

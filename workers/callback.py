@@ -700,16 +700,25 @@ def _send(runtime: Runtime, call: Call, payload: dict[str, Any]) -> str:
             fresh = key
         if fresh != key:
             log.info("callback refused with 403; retrying once with the secret read again")
-            _record_answer(runtime, call, response, "HTTP 403: sending again with the secret "
-                           "read again (the key was rotated)")
+            _record_answer(
+                runtime,
+                call,
+                response,
+                "HTTP 403: sending again with the secret read again (the key was rotated)",
+            )
             key = fresh
             response, error = _post(runtime, call.target.url, payload, key)
 
     held = _refused_from(response) if call.status in TERMINAL_STATUSES else None
     if held in GAP_FILLABLE and not _status_delivered(runtime, call.run_uuid):
         assert response is not None
-        _record_answer(runtime, call, response, f"HTTP 400: WES holds {held} and no status of "
-                       "the run was ever delivered: reporting RUNNING first")
+        _record_answer(
+            runtime,
+            call,
+            response,
+            f"HTTP 400: WES holds {held} and no status of "
+            "the run was ever delivered: reporting RUNNING first",
+        )
         outcome = _report_running_first(runtime, call, key)
         if outcome is not None:
             return outcome
