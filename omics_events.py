@@ -12,7 +12,9 @@ command                            process
 ``omics-events sweep``             re-publish outbox work that was lost (once, or ``--every``)
 ``omics-events reconcile``         GetRun for runs whose events stopped coming (``--every``)
 ``omics-events deliveries``        callbacks to NGS360 and their outcomes (``--failed``)
-``omics-events redeliver ID``      send the callback of one event again
+``omics-events redeliver ID``      send the callback of one event again; with
+                                   ``--status-code/--since/--until/--run``: every
+                                   dead-lettered callback they select, in order per run
 ``omics-events receiver``          a local NGS360 callback endpoint (demo, compose)
 ``omics-events imports``           read-set import jobs and sources (``--failed``)
 ``omics-events metrics``           where the metrics and alerts followers are (``--flush``)
@@ -443,22 +445,178 @@ def receiver(host: str, port: int, strict: bool) -> None:
     server.stop()
 
 
+def _time_bound(_ctx: Any, _param: Any, value: str | None) -> Any:
+    if value is None:
+        return None
+    from producers.replay_sources import parse_bound
+
+    try:
+        return parse_bound(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _dead_callback_filters(function: Any) -> Any:
+    """``--status-code/--since/--until/--run``: the same selection for ``dead-letters`` (what
+    would be taken) and ``redeliver`` (taking it)."""
+    for option in reversed(
+        [
+            click.option(
+                "--status-code",
+                type=int,
+                default=None,
+                help="Only callbacks whose last answer had this HTTP status "
+                "(403: a rotated key; 503: an outage).",
+            ),
+            click.option(
+                "--since",
+                callback=_time_bound,
+                default=None,
+                help="Only callbacks dead-lettered at or after this time "
+                "(ISO-8601, UTC unless it says; a date is midnight UTC).",
+            ),
+            click.option(
+                "--until",
+                callback=_time_bound,
+                default=None,
+                help="Only callbacks dead-lettered before this time.",
+            ),
+            click.option(
+                "--run", "run", default=None, help="Only this run (run id, uuid or WES run id)."
+            ),
+        ]
+    ):
+        function = option(function)
+    return function
+
+
+def _dead_callbacks_table(items: list[Any], title: str) -> Table:
+    view = Table(title=title)
+    for column in ("run", "status", "event time", "event", "http", "dead-lettered", "reason"):
+        view.add_column(column)
+    for item in items:
+        view.add_row(
+            item.run_id or item.run_uuid,
+            item.status,
+            item.event_time.strftime("%Y-%m-%d %H:%M:%S"),
+            item.event_id,
+            str(item.http_status or ""),
+            item.dead_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (item.reason or "")[:80],
+        )
+    return view
+
+
 @cli.command()
-@click.argument("event_id")
-def redeliver(event_id: str) -> None:
-    """Send the callback of EVENT_ID again now, whatever was sent before."""
-    from workers.callback import redeliver as send_again
+@click.argument("event_id", required=False)
+@_dead_callback_filters
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Every dead-lettered callback (without a filter, one must say so).",
+)
+@click.option("--dry-run", is_flag=True, help="List what would be sent; send nothing.")
+def redeliver(
+    event_id: str | None,
+    status_code: int | None,
+    since: Any,
+    until: Any,
+    run: str | None,
+    everything: bool,
+    dry_run: bool,
+) -> None:
+    """Send callbacks again: EVENT_ID's (whatever was sent before), or every dead-lettered one
+    the filters select, in order per run.
+
+    In bulk, a status a newer delivered one made moot is recorded as superseded and not sent;
+    when a run's callback is not delivered, its later ones are held back.  `omics-events
+    dead-letters` with the same filters lists what would be taken.
+    """
     from workers.errors import PermanentError
 
-    settings = _settings()
-    app = _ready_app(settings)
-    try:
-        outcome = send_again(app.runtime, event_id)
-    except PermanentError as error:
-        raise click.ClickException(error.reason) from None
-    console.print(f"{event_id}: {outcome}")
-    if outcome not in {"delivered", "skipped"}:
-        sys.exit(1)
+    filtered = any(v is not None for v in (status_code, since, until, run))
+    if event_id is not None:
+        if filtered or everything or dry_run:
+            raise click.UsageError(
+                "give EVENT_ID or filters (--status-code/--since/--until/--run/--all), not both"
+            )
+        from workers.callback import redeliver as send_again
+
+        app = _ready_app(_settings())
+        try:
+            outcome = send_again(app.runtime, event_id)
+        except PermanentError as error:
+            raise click.ClickException(error.reason) from None
+        console.print(f"{event_id}: {outcome}")
+        if outcome not in {"delivered", "skipped"}:
+            sys.exit(1)
+        return
+    if not filtered and not everything:
+        raise click.UsageError(
+            "give EVENT_ID, a filter (--status-code/--since/--until/--run) or --all"
+        )
+    sys.exit(_redeliver_in_bulk(status_code, since, until, run, dry_run))
+
+
+def _redeliver_in_bulk(
+    status_code: int | None, since: Any, until: Any, run: str | None, dry_run: bool
+) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from workers.redelivery import DONE, HELD_BACK, Filters, dead_callbacks, redeliver_dead
+
+    app = _ready_app(_settings())
+    filters = Filters(status_code=status_code, since=since, until=until, run=run)
+    with app.runtime.engine.connect() as connection:
+        items = dead_callbacks(connection, filters)
+    runs = len({item.run_uuid for item in items})
+    if dry_run or not items:
+        console.print(
+            _dead_callbacks_table(
+                items,
+                f"{len(items)} dead-lettered callbacks of {runs} runs would be sent, in this "
+                "order (dry run)"
+                if dry_run
+                else "no dead-lettered callback matches",
+            )
+        )
+        return 0
+    errors = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[last]}"),
+        console=errors,
+    ) as bar:
+        task = bar.add_task("redelivering", total=len(items), last="")
+
+        def report(item: Any, outcome: str) -> None:
+            bar.update(
+                task, advance=1, last=f"{item.run_id or item.run_uuid} {item.status}: {outcome}"
+            )
+
+        results = redeliver_dead(app.runtime, items, report)
+    counts: dict[str, int] = {}
+    for _, outcome in results:
+        key = outcome if outcome in DONE | {"dead-lettered", HELD_BACK} else "not sent"
+        counts[key] = counts.get(key, 0) + 1
+    summary = Table(title=f"redelivery of {len(items)} callbacks of {runs} runs")
+    summary.add_column("outcome")
+    summary.add_column("callbacks", justify="right")
+    for outcome, count in sorted(counts.items()):
+        summary.add_row(outcome, str(count), style=None if outcome in DONE else "red")
+    console.print(summary)
+    left = [(item, outcome) for item, outcome in results if outcome not in DONE]
+    if left:
+        view = Table(title="not delivered (still dead letters)")
+        for column in ("run", "status", "event", "outcome"):
+            view.add_column(column)
+        for item, outcome in left:
+            view.add_row(item.run_id or item.run_uuid, item.status, item.event_id, outcome[:120])
+        console.print(view)
+    return 1 if left else 0
 
 
 # --- imports and metrics ----------------------------------------------------------------------
@@ -595,14 +753,36 @@ def db_current() -> None:
 
 @cli.command("dead-letters")
 @click.option("--limit", default=50, show_default=True)
-def dead_letters(limit: int) -> None:
-    """List the newest dead letters with their reasons."""
+@_dead_callback_filters
+def dead_letters(
+    limit: int, status_code: int | None, since: Any, until: Any, run: str | None
+) -> None:
+    """List the newest dead letters with their reasons.
+
+    With --status-code/--since/--until/--run: the dead-lettered callbacks those filters select,
+    in the order `omics-events redeliver` with the same filters would send them.
+    """
     from sqlalchemy import select
 
     from eventlog.tables import dead_letters as table
 
     settings = _settings()
     app = _ready_app(settings)
+    if any(value is not None for value in (status_code, since, until, run)):
+        from workers.redelivery import Filters, dead_callbacks
+
+        filters = Filters(status_code=status_code, since=since, until=until, run=run)
+        with app.runtime.engine.connect() as connection:
+            items = dead_callbacks(connection, filters)
+        runs = len({item.run_uuid for item in items})
+        console.print(
+            _dead_callbacks_table(
+                items,
+                f"{len(items)} dead-lettered callbacks of {runs} runs: what `omics-events "
+                "redeliver` with these filters would send, in this order",
+            )
+        )
+        return
     with app.runtime.engine.connect() as connection:
         rows = connection.execute(select(table).order_by(table.c.id.desc()).limit(limit)).all()
     view = Table(title=f"dead letters (newest {limit})")

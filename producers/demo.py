@@ -13,7 +13,10 @@ What runs, all in this one process unless configured otherwise:
 * the worker pools, as threads of this process.
 
 It shows live progress and ends with a summary table; it exits non-zero if any event the
-simulator emitted did not reach its final stage (no outbox work left) within the timeout.
+simulator emitted did not reach its final stage (no outbox work left) within the timeout, or if
+any callback of the demo's runs ended as a dead letter (pointed at an NGS360 that does not know
+the demo's runs, or with the wrong key, every callback fails: that is not a demo that worked),
+saying so in one line with the count and the most common answer.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from producers.simulator import Simulator, SimulatorServer, SystemClock, realist
 from schemas.settings import Settings
 from workers import create_app, embedded_worker
 from workers.aws import endpoint_overridden
+from workers.redelivery import dead_callbacks
 
 SAMPLES = "events.jsonl"
 #: Simulated seconds per real second: a 10-minute run takes about 3 s.
@@ -144,8 +149,9 @@ def _callbacks_table(
     with engine.connect() as connection:
         outcomes: dict[str, dict[str, int]] = {}
         for run_id, outcome, count in connection.execute(
-            select(deliveries.c.run_id, deliveries.c.outcome, func.count())
-            .group_by(deliveries.c.run_id, deliveries.c.outcome)
+            select(deliveries.c.run_id, deliveries.c.outcome, func.count()).group_by(
+                deliveries.c.run_id, deliveries.c.outcome
+            )
         ):
             outcomes.setdefault(run_id, {})[outcome] = count
     table = Table(title="runs and their NGS360 callbacks")
@@ -165,13 +171,44 @@ def _callbacks_table(
         else:
             held = f"{state.state} ({state.omics_status or '-'})"
         failed = seen.get("failed", 0) + seen.get("dead-lettered", 0)
-        table.add_row(run_id, str(run["status"]), held, str(seen.get("delivered", 0)),
-                      str(seen.get("skipped", 0)), str(failed),
-                      style="red" if seen.get("dead-lettered") else None)
+        table.add_row(
+            run_id,
+            str(run["status"]),
+            held,
+            str(seen.get("delivered", 0)),
+            str(seen.get("skipped", 0)),
+            str(failed),
+            style="red" if seen.get("dead-lettered") else None,
+        )
     table.caption = "callbacks: " + (
         ", ".join(f"{count} {outcome}" for outcome, count in sorted(totals.items())) or "none"
     )
     return table
+
+
+def callback_failures(engine: Engine, truth: dict[str, Any]) -> str | None:
+    """One line saying how many of the demo runs' callbacks are dead letters and the most
+    common answer; None when there are none."""
+    uuids = {run["uuid"] for run in truth["runs"].values()}
+    with engine.connect() as connection:
+        dead = [item for item in dead_callbacks(connection) if item.run_uuid in uuids]
+        sent = int(
+            connection.execute(
+                select(func.count(func.distinct(deliveries.c.caused_by))).where(
+                    deliveries.c.run_uuid.in_(sorted(uuids))
+                )
+            ).scalar_one()
+        )
+    if not dead:
+        return None
+    answers = Counter(item.reason or "no answer" for item in dead)  # "HTTP 404"
+    answer, count = answers.most_common(1)[0]
+    example = next(item.response_body for item in dead if (item.reason or "no answer") == answer)
+    said = f", e.g. {example[:200]}" if example else ""
+    return (
+        f"{len(dead)} of {sent} callbacks were dead-lettered; most common ({count}): "
+        f"{answer}{said}; see omics-events dead-letters"
+    )
 
 
 def run_demo(settings: Settings, console: Console, timeout: float = 180.0, runs: int = 20) -> int:
@@ -280,6 +317,12 @@ def run_demo(settings: Settings, console: Console, timeout: float = 180.0, runs:
         console.print(import_demo.summary_table(runtime.engine))
         console.print(f"archive: {runtime.archive.location(runtime.archive.prefix)}")
         if local:
-            console.print("[dim](the local moto server and its objects stop with the demo; "
-                          "ARCHIVE_URI=file://./.omics-events/archive keeps them)[/dim]")
+            console.print(
+                "[dim](the local moto server and its objects stop with the demo; "
+                "ARCHIVE_URI=file://./.omics-events/archive keeps them)[/dim]"
+            )
+        failures = callback_failures(runtime.engine, truth)
+        if failures is not None:
+            console.print(f"[red]demo failed: {failures}[/red]", highlight=False)
+            return 1
         return 0 if progress.pending == 0 else 1

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -49,6 +50,45 @@ MAX_STATUS_MESSAGE = 1000
 MAX_FAILURE_REASON = 2000
 #: Marks a text cut to fit a limit.
 ELLIPSIS = "…"
+
+
+#: The port a scheme means when a URL or an allow-list entry names none.
+DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Where a callback may go: (scheme, host, port), host lower case.
+Origin = tuple[str, str, int]
+
+
+def callback_origin(text: str, *, entry: bool = False) -> Origin:
+    """The (scheme, host, port) of a URL, or of a ``CALLBACK_ALLOWED_HOSTS`` entry.
+
+    Why all three: the key goes to whoever listens there, and on a host that serves NGS360 on
+    443 another port can be anyone's (``https://api-host:22/`` must not match ``api-host``).
+    An entry is ``https://host[:port]``, ``http://host[:port]`` or ``host[:port]`` (https); a
+    missing port is the scheme's default.  An ``entry`` names no path and no credentials; a
+    URL may (whoever reads it judges those).
+    """
+    value = text.strip()
+    parts = urlsplit(value if "://" in value else f"https://{value}")
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"{text!r} is not http(s)")
+    host = (parts.hostname or "").lower()
+    if not host:
+        raise ValueError(f"{text!r} names no host")
+    if entry and (parts.username is not None or parts.password is not None):
+        raise ValueError(f"{text!r} carries credentials")
+    if entry and (parts.path not in {"", "/"} or parts.query or parts.fragment):
+        raise ValueError(f"{text!r} is not [scheme://]host[:port]: it names a path")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{text!r} has an invalid port") from None
+    return scheme, host, port or DEFAULT_PORTS[scheme]
+
+
+def show_origin(origin: Origin) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 class OmicsStateChange(BaseModel):

@@ -30,6 +30,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from schemas.ngs360 import callback_origin
+
 #: Where the embedded default keeps its SQLite log and local archive.
 EMBEDDED_HOME = Path(".omics-events")
 
@@ -390,9 +392,12 @@ class Settings(BaseSettings):
     callback_allowed_hosts: CsvList = Field(
         default_factory=list,
         validation_alias=_env("CALLBACK_ALLOWED_HOSTS"),
-        description="Comma-separated hosts (`host` or `host:port`) a run's `callback_url` tag may "
-        "send callbacks to. Empty: only the host of `NGS360_API_URL`. Any other tag is ignored "
-        "(the default URL is used) and recorded as a security dead letter.",
+        description="Comma-separated origins a run's `callback_url` tag may send callbacks (and "
+        "the key) to, each `https://host[:port]`, `http://host[:port]` (loopback only) or "
+        "`host[:port]` (meaning https); scheme, host and port must all match, a missing port "
+        "being the scheme's default (443, 80). The origin of `NGS360_API_URL` is always allowed; "
+        "empty: only that one. Any other tag is ignored (the default URL is used) and recorded "
+        "as a security dead letter.",
     )
     callback_timeout: float = Field(
         default=10.0,
@@ -705,7 +710,9 @@ class Settings(BaseSettings):
     @field_validator("callback_allowed_hosts")
     @classmethod
     def _hosts(cls, value: list[str]) -> list[str]:
-        return [host.lower() for host in value]
+        for entry in value:
+            callback_origin(entry, entry=True)  # refuse a bad entry at start
+        return [entry.lower() for entry in value]
 
     @field_validator("database_url")
     @classmethod

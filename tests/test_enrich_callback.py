@@ -30,9 +30,10 @@ from celery import Celery
 from sqlalchemy import func, select
 
 from eventlog.projections import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
+from eventlog.rebuild import rebuild
 from eventlog.tables import dead_letters, deliveries, events, outbox, runs
 from producers.intake import Intake
-from producers.ngs360_receiver import CALLBACK_PATH, Ngs360Receiver
+from producers.ngs360_receiver import Ngs360Receiver
 from producers.poller import Poller, PollerOptions
 from producers.simulator import ManualClock, MemorySink, S3OutputStore, Simulator, SimulatorServer
 from producers.simulator.scenarios import realistic_mix
@@ -40,8 +41,10 @@ from schemas.settings import Settings
 from tests.conftest import REPO, unique
 from tests.test_archive_pipeline import wait_for
 from workers import create_app, embedded_worker, sweep
-from workers.callback import running_event_id
+from workers.callback import deliver_callback, running_event_id
+from workers.enrich import enrich_run
 from workers.reconciler import reconcile
+from workers.redelivery import Filters, dead_callbacks, redeliver_dead
 
 API_KEY = "internal-key-" + uuid.uuid4().hex
 RUN_STATUS = "Run Status Change"
@@ -290,7 +293,8 @@ def _receiver_down_then_up(make_rig: Callable[..., Rig], outage: float) -> None:
         per_run[event["detail"]["runId"]].append(event["detail"]["status"])
     for run_id, wes in rig.wes_ids().items():
         # every status the run went through, each once, in order: nothing superseded
-        assert [s for _, s, _ in rig.receiver.state(wes).applied] == per_run[run_id], truth[run_id]
+        taken = [s for _, s, _ in rig.receiver.state(wes).accepted]
+        assert taken == per_run[run_id], truth[run_id]
     failed = rig.rows(deliveries, deliveries.c.outcome == "failed")
     assert failed and all(row.http_status == 503 for row in failed)
     assert not rig.dead_letters()
@@ -396,11 +400,13 @@ def test_throttled_healthomics_two_enrich_workers_stay_under_the_global_rate(
 def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_home(
     make_rig: Callable[..., Rig], capfd: pytest.CaptureFixture[str]
 ) -> None:
-    rig = make_rig(seed=16)
     sentinel = Ngs360Receiver(API_KEY, host="127.0.0.2", auto_register=True)  # unlisted host
-    other = Ngs360Receiver(API_KEY)  # same host as the API (allowed), another port
-    for server in (sentinel, other):
+    other = Ngs360Receiver(API_KEY)  # same host as the API, another port, listed
+    stranger = Ngs360Receiver(API_KEY, auto_register=True)  # same host, another port, unlisted
+    for server in (sentinel, other, stranger):
         server.start()
+    rig = make_rig(seed=16, callback_allowed_hosts=f"http://127.0.0.1:{other.port}")
+    for server in (sentinel, other, stranger):
         rig.stack.callback(server.stop)
     hosts: Counter[str] = Counter()
     rig.app.runtime.resource(
@@ -414,14 +420,16 @@ def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_hom
     metadata = rig.sim.add_run(tasks=2, callback_url="http://169.254.169.254/latest")
     unlisted = rig.sim.add_run(tasks=2, callback_url=f"{sentinel.url}/")
     allowed = rig.sim.add_run(tasks=2, callback_url=other.url)
+    other_port = rig.sim.add_run(tasks=2, callback_url=f"{stranger.url}/")
     delivered = rig.simulate()
     other.register([rig.wes_ids()[allowed]])
     rig.feed(delivered)
     rig.settle()
 
     assert "169.254.169.254" not in hosts and "127.0.0.2" not in hosts
-    assert sentinel.requests == []
+    assert sentinel.requests == [] and stranger.requests == []
     wes = rig.wes_ids()
+    assert rig.receiver.state(wes[other_port]).omics_status == "COMPLETED"
     assert rig.receiver.state(wes[metadata]).omics_status == "COMPLETED"
     assert rig.receiver.state(wes[unlisted]).omics_status == "COMPLETED"
     assert other.state(wes[allowed]).omics_status == "COMPLETED"
@@ -431,8 +439,9 @@ def test_callback_url_tag_to_an_unlisted_host_gets_nothing_and_the_key_stays_hom
     reasons = " ".join(row.reason for row in letters)
     assert "169.254.169.254" in reasons and "plain http is allowed on loopback only" in reasons
     assert "127.0.0.2" in reasons and "not in CALLBACK_ALLOWED_HOSTS" in reasons
+    assert f"origin http://127.0.0.1:{stranger.port} is not in" in reasons
     assert {row.event_id for row in letters} == {
-        e["id"] for e in delivered if e["detail"]["runId"] in {metadata, unlisted}
+        e["id"] for e in delivered if e["detail"]["runId"] in {metadata, unlisted, other_port}
     }
     # the key is in no event, fact, dead letter, delivery row or log line
     with rig.engine.connect() as connection:
@@ -716,6 +725,8 @@ def test_api_key_from_secrets_manager_is_read_again_after_a_403(
     final_check(rig)
     answers = [r.status for r in rig.receiver.callbacks()]
     assert answers.count(403) == 1 and not rig.dead_letters()
+    (refused,) = rig.rows(deliveries, deliveries.c.http_status == 403)  # its own attempt row
+    assert refused.outcome == "failed" and "Invalid internal API key" in refused.response_body
 
 
 def test_deliveries_and_redeliver_commands(make_rig: Callable[..., Rig], pg_url: str) -> None:
@@ -759,47 +770,240 @@ def test_deliveries_and_redeliver_commands(make_rig: Callable[..., Rig], pg_url:
     assert API_KEY not in listing.stdout + listing.stderr + again.stdout + again.stderr
 
 
-# --- the receiver itself ----------------------------------------------------------------------
+# --- the RUNNING gap-fill, against the receiver's transition table ----------------------------
 
 
-def test_receiver_answers_as_the_contract_says() -> None:
-    wes = str(uuid.uuid4())
-    body = {
-        "omics_run_id": "1234567",
-        "status": "COMPLETED",
-        "wes_run_id": wes,
-        "event_time": "2026-01-22T22:16:09Z",
-        "event_id": "e1",
+def _terminal_only(rig: Rig, wes_state: str, outcome: str = "COMPLETED") -> tuple[dict, str]:
+    """One run whose terminal event alone reaches the pipeline, its WES run in ``wes_state``;
+    enriched, not yet called back.  Returns (the terminal event, the WES run id)."""
+    run_id = rig.sim.add_run(tasks=1, outcome=outcome)
+    rig.sim.run_until_idle()
+    wes = rig.wes_ids()[run_id]
+    rig.receiver.register([wes], state=wes_state)
+    (terminal,) = [
+        e
+        for e in rig.sink.events
+        if e["detail-type"] == RUN_STATUS and e["detail"]["status"] == outcome
+    ]
+    rig.feed([terminal])
+    assert enrich_run(rig.app.runtime, terminal["id"]) == "enriched"
+    return terminal, wes
+
+
+def _deliveries_of(rig: Rig, event_id: str) -> list[Any]:
+    with rig.engine.connect() as connection:
+        return list(
+            connection.execute(
+                select(deliveries)
+                .where(deliveries.c.caused_by == event_id)
+                .order_by(deliveries.c.id)
+            )
+        )
+
+
+@pytest.mark.parametrize("wes_state", ["QUEUED", "INITIALIZING"])
+def test_gap_fill_reports_running_first_and_records_each_attempt_with_its_answer(
+    make_rig: Callable[..., Rig], wes_state: str
+) -> None:
+    rig = make_rig(seed=31, start_workers=False)
+    terminal, wes = _terminal_only(rig, wes_state)
+    assert deliver_callback(rig.app.runtime, terminal["id"]) == "delivered"
+
+    running_id = running_event_id(terminal["detail"]["uuid"])
+    sent = [(r.json()["status"], r.json()["event_id"], r.status) for r in rig.receiver.callbacks()]
+    assert sent == [
+        ("COMPLETED", terminal["id"], 400),
+        ("RUNNING", running_id, 200),
+        ("COMPLETED", terminal["id"], 200),
+    ]
+    rows = _deliveries_of(rig, terminal["id"])
+    assert [(r.status, r.event_id, r.outcome, r.http_status) for r in rows] == [
+        ("COMPLETED", terminal["id"], "failed", 400),
+        ("RUNNING", running_id, "delivered", 200),
+        ("COMPLETED", terminal["id"], "delivered", 200),
+    ]
+    assert f"Invalid state transition: {wes_state} -> COMPLETE" in rows[0].response_body
+    assert '"new_state":"RUNNING"' in rows[1].response_body
+    assert '"new_state":"COMPLETE"' in rows[2].response_body
+    held = rig.receiver.state(wes)
+    assert held.state == "COMPLETE" and [s for _, s, _ in held.applied] == ["RUNNING", "COMPLETED"]
+    assert not rig.dead_letters()
+    before = [tuple(r)[1:] for r in _deliveries_of(rig, terminal["id"])]
+    rebuild(rig.engine)  # the attempts are facts: a rebuild gives the same deliveries
+    assert [tuple(r)[1:] for r in _deliveries_of(rig, terminal["id"])] == before
+
+
+@pytest.mark.parametrize("wes_state", ["CANCELING", "PAUSED"])
+def test_no_gap_fill_when_wes_holds_a_state_running_cannot_help(
+    make_rig: Callable[..., Rig], wes_state: str
+) -> None:
+    rig = make_rig(seed=32, start_workers=False)
+    terminal, wes = _terminal_only(rig, wes_state)
+    assert deliver_callback(rig.app.runtime, terminal["id"]) == "dead-lettered"
+
+    (request,) = rig.receiver.callbacks()  # no RUNNING was sent
+    assert request.json()["status"] == "COMPLETED" and request.status == 400
+    refusal = f"Invalid state transition: {wes_state} -> COMPLETE"
+    (row,) = _deliveries_of(rig, terminal["id"])
+    assert (row.status, row.outcome, row.http_status) == ("COMPLETED", "dead-lettered", 400)
+    assert refusal in row.response_body
+    (letter,) = rig.dead_letters("stage")
+    assert letter.event_id == terminal["id"] and refusal in letter.reason
+    assert rig.receiver.state(wes).state == wes_state
+
+
+def test_no_gap_fill_once_a_status_of_the_run_was_delivered(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """WES went back to QUEUED after it took RUNNING (someone reset it): not a lost event."""
+    rig = make_rig(seed=33, start_workers=False)
+    run_id = rig.sim.add_run(tasks=1, outcome="FAILED")
+    delivered = rig.simulate()
+    (running,) = [e for e in delivered if e["detail"]["status"] == "RUNNING"]
+    (terminal,) = [e for e in delivered if e["detail"]["status"] == "FAILED"]
+    rig.feed([running, terminal])
+    for event in (running, terminal):
+        assert enrich_run(rig.app.runtime, event["id"]) == "enriched"
+    assert deliver_callback(rig.app.runtime, running["id"]) == "delivered"
+    rig.receiver.set_state(rig.wes_ids()[run_id], "QUEUED")
+    assert deliver_callback(rig.app.runtime, terminal["id"]) == "dead-lettered"
+    assert [r.json()["status"] for r in rig.receiver.callbacks()] == ["RUNNING", "FAILED"]
+    (row,) = _deliveries_of(rig, terminal["id"])
+    assert row.http_status == 400 and "QUEUED -> EXECUTOR_ERROR" in row.response_body
+
+
+# --- bulk redelivery after a rotated key ------------------------------------------------------
+
+
+def _cli(rig: Rig, pg_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {
+        "DATABASE_URL": pg_url,
+        "NGS360_API_URL": rig.receiver.url,
+        "NGS360_API_KEY": API_KEY,
+        "REDIS_URL": rig.settings.redis_url or "",
+        "REDIS_KEY_PREFIX": rig.settings.redis_key_prefix,
+        "COLUMNS": "250",
     }
-    with Ngs360Receiver("k") as receiver:
-        url = receiver.url + CALLBACK_PATH
-        key = {"X-Internal-API-Key": "k"}
-        assert httpx.post(url, json=body).status_code == 422  # header missing
-        assert httpx.post(url, json=body, headers={"X-Internal-API-Key": "x"}).status_code == 403
-        assert httpx.post(url, json=body, headers=key).status_code == 404
-        receiver.register([wes])
-        bad = {
-            "status": "DELETED",
-            "wes_run_id": "short",
-            "event_time": "2026-01-22T22:16:09+02:00",
-            "event_id": "x" * 101,
-            "status_message": "m" * 1001,
-            "failure_reason": "f" * 2001,
-            "output_mapping": ["not", "an", "object"],
-        }
-        for field, value in bad.items():
-            answer = httpx.post(url, json=body | {field: value}, headers=key)
-            assert answer.status_code == 422, field
-            assert answer.json()["detail"][0]["loc"] == ["body", field]
-        refused = httpx.post(url, json=body, headers=key)
-        assert refused.status_code == 400 and "QUEUED -> COMPLETE" in refused.text
-        running = body | {"status": "RUNNING", "event_id": "e0"}
-        assert httpx.post(url, json=running, headers=key).json()["new_state"] == "RUNNING"
-        assert httpx.post(url, json=running, headers=key).json()["already_processed"] is True
-        assert httpx.post(url, json=body, headers=key).json()["new_state"] == "COMPLETE"
-        late = httpx.post(url, json=running | {"event_id": "e9"}, headers=key).json()
-        assert late["new_state"] == "COMPLETE" and not late["already_processed"]
-        assert receiver.state(wes).applied == [
-            ("e0", "RUNNING", "RUNNING"),
-            ("e1", "COMPLETED", "COMPLETE"),
-        ]
+    return subprocess.run(
+        [sys.executable, "-m", "omics_events", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_bulk_redelivery_after_a_rotated_key_sends_in_order_and_skips_superseded(
+    make_rig: Callable[..., Rig], pg_url: str
+) -> None:
+    rig = make_rig(seed=34)
+    runs_sent_again = [
+        rig.sim.add_run(tasks=1, outcome=outcome) for outcome in ("COMPLETED", "FAILED")
+    ]
+    overtaken = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    delivered = rig.simulate()
+    wes = rig.wes_ids()
+    rig.receiver.api_key = "the-new-key"  # the server's key changed; the workers' did not
+    (overtaken_end,) = [
+        e
+        for e in delivered
+        if e["detail"]["runId"] == overtaken and e["detail"]["status"] == "COMPLETED"
+    ]
+    rig.feed([e for e in delivered if e["id"] != overtaken_end["id"]])
+    rig.settle()
+    dead = [e["id"] for e in delivered if e["id"] != overtaken_end["id"]]
+    assert len(rig.receiver.callbacks()) == len(dead)
+    assert {r.status for r in rig.receiver.callbacks()} == {403}
+    assert {row.event_id for row in rig.dead_letters("stage")} == set(dead)
+
+    rig.receiver.api_key = API_KEY  # fixed: both sides agree again
+    rig.feed([overtaken_end])  # its run's last status goes through before the bulk redelivery
+    rig.settle()
+    assert rig.receiver.state(wes[overtaken]).omics_status == "COMPLETED"
+    received_before = len(rig.receiver.callbacks())
+
+    listing = _cli(rig, pg_url, "dead-letters", "--status-code", "403")
+    assert listing.returncode == 0, listing.stderr
+    assert all(event_id in listing.stdout for event_id in dead)
+    assert f"{len(dead)} dead-lettered callbacks of 3 runs" in listing.stdout
+    one_run = _cli(rig, pg_url, "dead-letters", "--status-code", "403", "--run", overtaken)
+    assert "dead-lettered callbacks of 1 runs" in one_run.stdout
+    assert (
+        _cli(rig, pg_url, "dead-letters", "--until", "2020-01-01").stdout.count(
+            "0 dead-lettered callbacks"
+        )
+        == 1
+    )
+    dry = _cli(rig, pg_url, "redeliver", "--status-code", "403", "--dry-run")
+    assert dry.returncode == 0 and len(rig.receiver.callbacks()) == received_before
+    assert _cli(rig, pg_url, "redeliver").returncode != 0  # no id, no filter: refused
+
+    bulk = _cli(rig, pg_url, "redeliver", "--status-code", "403")
+    assert bulk.returncode == 0, bulk.stdout + bulk.stderr
+    assert API_KEY not in bulk.stdout + bulk.stderr
+    again = rig.receiver.callbacks()[received_before:]
+    per_run: dict[str, list[str]] = defaultdict(list)
+    for event in delivered:
+        per_run[event["detail"]["runId"]].append(event["detail"]["status"])
+    for run_id in runs_sent_again:
+        sent = [r.json()["status"] for r in again if r.json()["wes_run_id"] == wes[run_id]]
+        assert sent == per_run[run_id]  # every status once, in order
+        assert rig.receiver.state(wes[run_id]).omics_status == per_run[run_id][-1]
+    assert not [r for r in again if r.json()["wes_run_id"] == wes[overtaken]]
+    assert all(200 <= r.status < 300 for r in again)
+    with rig.engine.connect() as connection:
+        outcomes = dict(
+            connection.execute(
+                select(deliveries.c.caused_by, deliveries.c.outcome)
+                .where(deliveries.c.caused_by.in_(dead))
+                .order_by(deliveries.c.id)
+            ).all()
+        )  # the last row of each event wins
+    overtaken_ids = {
+        e["id"]
+        for e in delivered
+        if e["detail"]["runId"] == overtaken and e["id"] != overtaken_end["id"]
+    }
+    assert {outcomes[e] for e in overtaken_ids} == {"superseded"}
+    assert {outcomes[e] for e in set(dead) - overtaken_ids} == {"delivered"}
+    assert "delivered" in bulk.stdout and "superseded" in bulk.stdout
+    assert (
+        _cli(rig, pg_url, "dead-letters", "--status-code", "403").stdout.count(
+            "0 dead-lettered callbacks"
+        )
+        == 1
+    )
+    nothing = _cli(rig, pg_url, "redeliver", "--status-code", "403")
+    assert nothing.returncode == 0 and len(rig.receiver.callbacks()) == received_before + len(again)
+
+
+def test_bulk_redelivery_holds_back_a_runs_later_callbacks_when_one_is_refused(
+    make_rig: Callable[..., Rig],
+) -> None:
+    rig = make_rig(seed=35, start_workers=False)
+    run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    statuses = ("RUNNING", "COMPLETED")
+    delivered = [e for e in rig.simulate() if e["detail"]["status"] in statuses]
+    rig.receiver.api_key = "rotated"
+    rig.feed(delivered)
+    runtime = rig.app.runtime
+    for event in delivered:
+        assert enrich_run(runtime, event["id"]) == "enriched"
+        assert deliver_callback(runtime, event["id"]) == "dead-lettered"
+    with rig.engine.connect() as connection:
+        items = dead_callbacks(connection, Filters(status_code=403))
+    assert [(i.event_id, i.status) for i in items] == [
+        (e["id"], e["detail"]["status"]) for e in delivered
+    ]
+    rig.receiver.api_key = API_KEY
+    rig.receiver._runs.clear()  # the key is right now, but NGS360 lost the WES run: 404
+    results = redeliver_dead(runtime, items)
+    assert [outcome for _, outcome in results] == ["dead-lettered", "held back"]
+    assert [r.status for r in rig.receiver.callbacks()][-1:] == [404]
+    assert len(rig.receiver.callbacks()) == 3  # two 403s, then the RUNNING's 404 only
+    with rig.engine.connect() as connection:
+        left = dead_callbacks(connection)
+        assert [(i.status, i.http_status) for i in left] == [("RUNNING", 404), ("COMPLETED", 403)]
+        assert dead_callbacks(connection, Filters(run=rig.wes_ids()[run_id])) == left
+        assert dead_callbacks(connection, Filters(run="9999999")) == []

@@ -399,21 +399,24 @@ def test_log_links_for_the_run_the_manifest_and_all_150_tasks() -> None:
     ("tag", "problem"),
     [
         ("https://api.ngs360.example.com/anything", None),
-        ("https://API.NGS360.example.com:8443", None),
-        ("https://partner.example.org", "host partner.example.org is not in CALLBACK_ALLOWED"),
+        ("https://API.NGS360.example.com:443/x", None),
+        ("https://API.NGS360.example.com:8443", "origin https://api.ngs360.example.com:8443 is "),
+        ("https://api.ngs360.example.com:22/", "origin https://api.ngs360.example.com:22 is not"),
+        ("https://partner.example.org", "origin https://partner.example.org:443 is not in CALL"),
         ("http://169.254.169.254/latest", "plain http is allowed on loopback only"),
         ("http://api.ngs360.example.com", "plain http is allowed on loopback only"),
         ("https://user:pw@api.ngs360.example.com", "it carries credentials"),
         ("ftp://api.ngs360.example.com", "it is not an http(s) URL with a host"),
-        ("http://127.0.0.1:9/", "host 127.0.0.1:9 is not in CALLBACK_ALLOWED_HOSTS"),
+        ("http://127.0.0.1:9/", "origin http://127.0.0.1:9 is not in CALLBACK_ALLOWED_HOSTS"),
         ("http://127.0.0.1:8000/", None),
-        ("http://[::1]:8000/", "host ::1:8000 is not in CALLBACK_ALLOWED_HOSTS"),
+        ("https://127.0.0.1:8000/", "origin https://127.0.0.1:8000 is not in"),
+        ("http://[::1]:8000/", "origin http://[::1]:8000 is not in CALLBACK_ALLOWED_HOSTS"),
     ],
 )
 def test_callback_url_tags_are_checked(tag: str, problem: str | None) -> None:
-    allowed = {"api.ngs360.example.com", "127.0.0.1:8000"}
+    allowed = {"api.ngs360.example.com", "http://127.0.0.1:8000"}
     found = tag_problem(tag, allowed)
-    assert (found is None) if problem is None else (found or "").startswith(problem)
+    assert (found is None) if problem is None else (found or "").startswith(problem), found
 
 
 def test_default_allow_list_is_the_api_host_and_the_path_is_fixed() -> None:
@@ -422,10 +425,11 @@ def test_default_allow_list_is_the_api_host_and_the_path_is_fixed() -> None:
         "https://wes.example.com:8443/internal/callbacks/omics-state-change"
     )
     assert resolve_target(settings, None).url == callback_endpoint(settings.ngs360_api_url or "")
-    ok = resolve_target(settings, "https://wes.example.com/other/base")
+    ok = resolve_target(settings, "https://wes.example.com:8443/other/base")
     assert ok.refused is None and ok.url == (
-        "https://wes.example.com/internal/callbacks/omics-state-change"
+        "https://wes.example.com:8443/internal/callbacks/omics-state-change"
     )
+    assert resolve_target(settings, "https://wes.example.com/other/base").refused  # port 443
     refused = resolve_target(settings, "https://evil.example.net")
     assert refused.url == resolve_target(settings, None).url and refused.refused
     assert resolve_target(Settings(), None).url is None  # callbacks not configured

@@ -8,10 +8,12 @@ line, an event or a dead letter.
 Why each rule, against what the Lambda did:
 
 * **The key goes only where it may.**  A run's ``callback_url`` tag is honoured only when it is
-  https (http on loopback, for tests) and its host is in ``CALLBACK_ALLOWED_HOSTS`` (default:
-  the host of ``NGS360_API_URL``).  Otherwise the callback goes to the configured URL and a
-  ``security`` dead letter says which tag was refused and why.  Redirects are never followed,
-  so a server cannot bounce the key elsewhere either.
+  https (http on loopback, for tests) and its scheme, host and port (the scheme's default port
+  when it names none) are those of an entry of ``CALLBACK_ALLOWED_HOSTS`` or of
+  ``NGS360_API_URL``: a bare ``api-host`` allows ``https://api-host:443``, not port 22.
+  Otherwise the callback goes to the configured URL and a ``security`` dead letter says which
+  tag was refused and why.  Redirects are never followed, so a server cannot bounce the key
+  elsewhere either.
 * **In order, never backwards, never twice.**  Callbacks of one run are serialised by a lock per
   run (a Redis lease across processes, an in-process lock in the embedded default).  A
   callback waits (deferred in the outbox) while an earlier status of its run is still being
@@ -23,12 +25,22 @@ Why each rule, against what the Lambda did:
   ``CALLBACK_RETRY_WINDOW``; short waits are Celery retries, longer ones are stored in the
   outbox (:class:`~workers.errors.RetryLater`).  403, 404, 422 and other refusals are permanent:
   a *Callback Failed* fact marked final and a dead letter carrying the response body.
-* **Lost events.**  A terminal status refused with 400 "invalid transition" means the server
-  never saw the run running (its RUNNING event was lost): the stage reports RUNNING first, from
-  GetRun's ``startTime`` with an event id derived from the run, then the terminal status again.
+* **Lost events, and only those.**  A terminal status refused with 400 ``Invalid state
+  transition: A -> B`` where A is QUEUED or INITIALIZING (:data:`GAP_FILLABLE`), for a run no
+  status of which was ever delivered, means the server never saw the run running (its
+  RUNNING event was lost): the stage reports RUNNING first, from GetRun's ``startTime`` with an
+  event id derived from the run, then the terminal status again.  Any other refusal (WES holds
+  CANCELING because a user cancelled there, or PAUSED) is the server's word: a RUNNING would
+  not help, or would undo the user's pause, so the refusal is recorded as it came.
 * **Nothing silent.**  Every attempt is a fact in the log (*Callback Delivered / Failed /
-  Skipped / Superseded*) folded into ``deliveries``; statuses the server does not take
+  Skipped / Superseded*) folded into ``deliveries``, each with the answer *it* got: the refused
+  terminal status, the RUNNING reported first and the terminal status sent again are three
+  facts, and so is a 403 retried with a re-read secret.  Statuses the server does not take
   (DELETED) and runs without a ``WESRunId`` are *Callback Skipped* with the reason.
+* **Sent by hand, never retried by itself.**  ``redeliver`` (one event, whatever was sent) and
+  the bulk redelivery of dead letters (:mod:`workers.redelivery`) send once: work they resend
+  is already finished in the outbox, so a refusal or an outage ends as a dead letter again
+  rather than as a retry nobody will run.
 """
 
 from __future__ import annotations
@@ -37,8 +49,9 @@ import ipaddress
 import json
 import logging
 import random
+import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -64,7 +77,16 @@ from eventlog.projections import (
 )
 from eventlog.store import LogEntry, StoredEvent, derived_id
 from eventlog.tables import events, outbox, runs
-from schemas.ngs360 import API_KEY_HEADER, CALLBACK_PATH, build_payload, skip_reason, utc_z
+from schemas.ngs360 import (
+    API_KEY_HEADER,
+    CALLBACK_PATH,
+    Origin,
+    build_payload,
+    callback_origin,
+    show_origin,
+    skip_reason,
+    utc_z,
+)
 from schemas.settings import Settings
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
@@ -88,8 +110,13 @@ MAX_BODY = 2000
 #: of that for as long as its delivery takes, so the lease need not cover the slowest delivery
 #: and a worker killed mid-delivery holds up its run's next callbacks for seconds, not minutes.
 LOCK_LEASE = 15.0
-#: What the server says when it refuses a terminal status for a run it never saw running.
-INVALID_TRANSITION = "invalid state transition"
+#: How the server words a refused transition; A is the state WES holds.
+INVALID_TRANSITION = re.compile(r"Invalid state transition: ([A-Z_]+) -> ([A-Z_]+)")
+#: WES states from which a RUNNING reported first lets a refused terminal status through: the
+#: contract's transition table allows RUNNING from them and every terminal state from RUNNING.
+#: (From INITIALIZING only COMPLETE is refused.  Not CANCELING: only CANCELED is allowed
+#: there; not PAUSED: RUNNING would undo a user's pause; not UNKNOWN: WES lost the run.)
+GAP_FILLABLE = frozenset({"QUEUED", "INITIALIZING"})
 
 
 # --- where to send ----------------------------------------------------------------------------
@@ -115,12 +142,13 @@ def callback_endpoint(base_url: str) -> str:
     return urlunsplit((parts.scheme, netloc, CALLBACK_PATH, "", ""))
 
 
-def allowed_hosts(settings: Settings) -> set[str]:
-    if settings.callback_allowed_hosts:
-        return set(settings.callback_allowed_hosts)
+def allowed_hosts(settings: Settings) -> set[Origin]:
+    """The origins a ``callback_url`` tag may name: ``CALLBACK_ALLOWED_HOSTS`` and always the
+    configured API's own (a tag naming it changes nothing: the key goes there anyway)."""
+    allowed = {callback_origin(item, entry=True) for item in settings.callback_allowed_hosts}
     if settings.ngs360_api_url:
-        return {(urlsplit(settings.ngs360_api_url).hostname or "").lower()}
-    return set()
+        allowed.add(callback_origin(settings.ngs360_api_url))
+    return allowed
 
 
 def _loopback(host: str) -> bool:
@@ -132,12 +160,16 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def tag_problem(tag: str, allowed: set[str]) -> str | None:
-    """Why a ``callback_url`` tag may not receive the key, or None if it may."""
+def tag_problem(tag: str, allowed: Iterable[Origin | str]) -> str | None:
+    """Why a ``callback_url`` tag may not receive the key, or None if it may.
+
+    Scheme, host and port must match an allowed origin (entries given as text are read as
+    ``CALLBACK_ALLOWED_HOSTS`` reads them): a bare host allows its https port, not every port.
+    """
     try:
         parts = urlsplit(tag.strip())
         host = (parts.hostname or "").lower()
-        port = parts.port
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
     except ValueError:
         return "it is not a URL"
     if parts.scheme not in {"http", "https"} or not host:
@@ -146,9 +178,10 @@ def tag_problem(tag: str, allowed: set[str]) -> str | None:
         return "it carries credentials"
     if parts.scheme == "http" and not _loopback(host):
         return "plain http is allowed on loopback only"
-    if host not in allowed and (port is None or f"{host}:{port}" not in allowed):
-        shown = f"{host}:{port}" if port else host
-        return f"host {shown} is not in CALLBACK_ALLOWED_HOSTS"
+    origin = callback_origin(tag)
+    origins = {callback_origin(a, entry=True) if isinstance(a, str) else a for a in allowed}
+    if origin not in origins:
+        return f"origin {show_origin(origin)} is not in CALLBACK_ALLOWED_HOSTS"
     return None
 
 
@@ -388,6 +421,8 @@ class Call:
     event: StoredEvent
     enrichment: dict[str, Any]
     target: Target
+    #: Sent by an operator (``redeliver``): one attempt, a failure is final.
+    manual: bool = False
 
     @property
     def run_uuid(self) -> str:
@@ -510,19 +545,29 @@ def _retry_after(response: httpx.Response | None) -> float:
         return 0.0
 
 
-def deliver_callback(runtime: Runtime, event_id: str, *, force: bool = False) -> str:
-    """The stage: post one enriched status change (``force``: again, whatever was sent)."""
+def deliver_callback(
+    runtime: Runtime, event_id: str, *, force: bool = False, recover: bool = False
+) -> str:
+    """The stage: post one enriched status change.
+
+    ``force`` (``omics-events redeliver``): again, whatever was sent.  ``recover`` (the bulk
+    redelivery of dead letters): again although the work is finished, but with the stage's
+    own order rules — a status a newer delivered one superseded is not sent, and a status
+    whose run still has an earlier one in the pipeline is left (``"waiting"``) untouched.
+    """
+    manual = force or recover
     with runtime.engine.connect() as connection:
         event = store.get(connection, event_id)
         if event is None:
             raise PermanentError(f"event {event_id} is not in the log")
-        if not force and store.is_done(connection, event_id, STAGE):
+        if not manual and store.is_done(connection, event_id, STAGE):
             return "already-done"
         enrichment = _enrichment(connection, event_id)
     if enrichment is None:
         raise PermanentError(f"event {event_id} has no Run Enriched fact to send")
     settings = runtime.settings
-    call = Call(event, enrichment, resolve_target(settings, enrichment.get("callbackUrl")))
+    target = resolve_target(settings, enrichment.get("callbackUrl"))
+    call = Call(event, enrichment, target, manual=manual)
     if call.target.refused:
         _refuse_tag(runtime, call)
 
@@ -550,7 +595,7 @@ def deliver_callback(runtime: Runtime, event_id: str, *, force: bool = False) ->
     with run_lock(runtime, call.run_uuid, timeout=3 * settings.callback_timeout + 5):
         if not force:
             with runtime.engine.connect() as connection:
-                if store.is_done(connection, event_id, STAGE):
+                if not recover and store.is_done(connection, event_id, STAGE):
                     return "already-done"
                 row = connection.execute(
                     select(
@@ -559,7 +604,8 @@ def deliver_callback(runtime: Runtime, event_id: str, *, force: bool = False) ->
                 ).one_or_none()
                 earlier = _earlier_in_flight(connection, event, call.run_uuid)
             if row is not None and row.callback_event_id == event_id:
-                _finish_quietly(runtime, call, "delivered")
+                if not recover:
+                    _finish_quietly(runtime, call, "delivered")
                 return "delivered"
             if row is not None and (row.callback_rank or 0) >= rank_of(call.status):
                 _record(
@@ -572,13 +618,14 @@ def deliver_callback(runtime: Runtime, event_id: str, *, force: bool = False) ->
                 )
                 return "superseded"
             if earlier:
-                with runtime.engine.begin() as connection:
-                    store.defer(
-                        connection,
-                        event_id,
-                        STAGE,
-                        store.utcnow() + timedelta(seconds=PREDECESSOR_WAIT),
-                    )
+                if not recover:
+                    with runtime.engine.begin() as connection:
+                        store.defer(
+                            connection,
+                            event_id,
+                            STAGE,
+                            store.utcnow() + timedelta(seconds=PREDECESSOR_WAIT),
+                        )
                 return "waiting"
         return _send(runtime, call, payload)
 
@@ -654,20 +701,29 @@ def _send(runtime: Runtime, call: Call, payload: dict[str, Any]) -> str:
             fresh = key
         if fresh != key:
             log.info("callback refused with 403; retrying once with the secret read again")
+            _record_answer(
+                runtime,
+                call,
+                response,
+                "HTTP 403: sending again with the secret read again (the key was rotated)",
+            )
             key = fresh
             response, error = _post(runtime, call.target.url, payload, key)
 
-    if (
-        response is not None
-        and response.status_code == 400
-        and call.status in TERMINAL_STATUSES
-        and INVALID_TRANSITION in _body(response).lower()
-    ):
-        running = _report_running_first(runtime, call, key)
-        if running is not None:  # RUNNING failed: that is this attempt's outcome
-            response, error = running
-        else:
-            response, error = _post(runtime, call.target.url, payload, key)
+    held = _refused_from(response) if call.status in TERMINAL_STATUSES else None
+    if held in GAP_FILLABLE and not _status_delivered(runtime, call.run_uuid):
+        assert response is not None
+        _record_answer(
+            runtime,
+            call,
+            response,
+            f"HTTP 400: WES holds {held} and no status of "
+            "the run was ever delivered: reporting RUNNING first",
+        )
+        outcome = _report_running_first(runtime, call, key)
+        if outcome is not None:
+            return outcome
+        response, error = _post(runtime, call.target.url, payload, key)
 
     if response is not None and 200 <= response.status_code < 300:
         _record(
@@ -682,16 +738,45 @@ def _send(runtime: Runtime, call: Call, payload: dict[str, Any]) -> str:
     return _failed(runtime, call, response, error)
 
 
-def _report_running_first(
-    runtime: Runtime, call: Call, key: str
-) -> tuple[httpx.Response | None, str | None] | None:
-    """Send the RUNNING the server never saw; None when it was accepted."""
+def _refused_from(response: httpx.Response | None) -> str | None:
+    """The WES state named by a 400 ``Invalid state transition: A -> B`` (A), else None."""
+    if response is None or response.status_code != 400:
+        return None
+    found = INVALID_TRANSITION.search(_body(response))
+    return found.group(1) if found else None
+
+
+def _status_delivered(runtime: Runtime, run_uuid: str) -> bool:
+    """Was any status of the run delivered?  (Every non-terminal one is RUNNING to WES.)"""
+    with runtime.engine.connect() as connection:
+        rank = connection.execute(
+            select(runs.c.callback_rank).where(runs.c.run_uuid == run_uuid)
+        ).scalar_one_or_none()
+    return bool(rank)
+
+
+def _record_answer(runtime: Runtime, call: Call, response: httpx.Response, reason: str) -> None:
+    """One refused attempt the stage follows up itself, with the answer it got."""
+    _record(
+        runtime,
+        call,
+        CALLBACK_FAILED,
+        httpStatus=response.status_code,
+        responseBody=_body(response),
+        reason=reason,
+    )
+
+
+def _report_running_first(runtime: Runtime, call: Call, key: str) -> str | None:
+    """Send the RUNNING the server never saw; None when it was accepted, else the outcome of
+    the callback (its failure recorded with the RUNNING's own answer)."""
     start = parse_time(call.enrichment.get("startTime"))
     if start is None:
         start = _start_time_from_api(runtime, call)
     start = start or parse_time(call.enrichment.get("creationTime")) or call.event.event_time
     running_id = running_event_id(call.run_uuid)
     payload = _payload(call, "RUNNING", running_id, start)
+    sent = {"eventId": running_id, "eventTime": utc_z(start), "status": "RUNNING"}
     assert call.target.url is not None
     log.info(
         "NGS360 never saw run %s running; reporting RUNNING (%s) first",
@@ -705,15 +790,13 @@ def _report_running_first(
             runtime,
             call,
             CALLBACK_DELIVERED,
-            eventId=running_id,
-            eventTime=utc_z(start),
-            status="RUNNING",
+            **sent,
             httpStatus=response.status_code,
             responseBody=_body(response)[:500],
             reason="reported RUNNING first: the server had never seen the run running",
         )
         return None
-    return response, error
+    return _failed(runtime, call, response, error, sent=sent)
 
 
 def _start_time_from_api(runtime: Runtime, call: Call) -> datetime | None:
@@ -730,7 +813,13 @@ def _start_time_from_api(runtime: Runtime, call: Call) -> datetime | None:
 
 
 def _give_up(
-    runtime: Runtime, call: Call, why: str, status: int | None, body: str | None, what: str
+    runtime: Runtime,
+    call: Call,
+    why: str,
+    status: int | None,
+    body: str | None,
+    what: str,
+    sent: dict[str, Any],
 ) -> str:
     """The last word on a callback: a final failure fact and a dead letter saying why."""
     _record(
@@ -743,20 +832,33 @@ def _give_up(
         httpStatus=status,
         responseBody=body,
         reason=what,
+        **sent,
     )
     return "dead-lettered"
 
 
 def _failed(
-    runtime: Runtime, call: Call, response: httpx.Response | None, error: str | None
+    runtime: Runtime,
+    call: Call,
+    response: httpx.Response | None,
+    error: str | None,
+    *,
+    sent: dict[str, Any] | None = None,
 ) -> str:
+    """Record a failed attempt: retried later, or dead-lettered (``sent``: what the attempt
+    sent when it was not the event's own status, i.e. the RUNNING reported first)."""
     settings = runtime.settings
+    sent = sent or {}
     status = response.status_code if response is not None else None
     body = _body(response) if response is not None else None
     what = f"HTTP {status}" if status is not None else (error or "no response")
-    if not _retryable(response):
-        why = f"NGS360 refused the callback: {what}: {body or ''}".strip()[:4000]
-        return _give_up(runtime, call, why, status, body, what)
+    subject = "the RUNNING reported first" if sent else "the callback"
+    if not _retryable(response) or call.manual:
+        verb = "refused" if response is not None and not _retryable(response) else "did not take"
+        why = f"NGS360 {verb} {subject}: {what}: {body or ''}".strip()
+        if call.manual and _retryable(response):
+            why += " (sent by hand: not retried; redeliver it again)"
+        return _give_up(runtime, call, why[:4000], status, body, what, sent)
     with runtime.engine.connect() as connection:
         failures_before = connection.execute(
             select(func.count())
@@ -771,10 +873,10 @@ def _failed(
     window = settings.callback_retry_window
     if waited >= window:
         why = (
-            f"NGS360 did not accept the callback within CALLBACK_RETRY_WINDOW ({window:.0f} s, "
+            f"NGS360 did not accept {subject} within CALLBACK_RETRY_WINDOW ({window:.0f} s, "
             f"{failures_before + 1} attempts); last answer: {what}: {body or ''}"
         ).strip()[:4000]
-        return _give_up(runtime, call, why, status, body, what)
+        return _give_up(runtime, call, why, status, body, what, sent)
     delay = min(settings.callback_backoff_max, RETRY_BASE * 2 ** min(int(failures_before), 20))
     delay = max(delay * random.uniform(0.5, 1.0), _retry_after(response))
     delay = min(delay, max(1.0, window - waited))
@@ -786,6 +888,7 @@ def _failed(
         responseBody=body,
         reason=what,
         retryIn=round(delay, 3),
+        **sent,
     )
     raise RetryLater(f"callback {call.event.event_id}: {what}", delay)
 
@@ -794,11 +897,12 @@ def redeliver(runtime: Runtime, event_id: str) -> str:
     """Send one callback again now, whatever was sent before (``omics-events redeliver``)."""
     try:
         return deliver_callback(runtime, event_id, force=True)
-    except RetryLater as wait:
-        return f"not delivered ({wait.reason}); the stage would retry in {wait.delay:.0f} s"
+    except RetryLater as wait:  # only a busy run lock or Secrets Manager away get here
+        return f"not delivered ({wait.reason}); try again"
 
 
 __all__: Sequence[str] = (
+    "GAP_FILLABLE",
     "STAGE",
     "ApiKey",
     "Target",
