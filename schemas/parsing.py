@@ -430,7 +430,7 @@ def _to_bytes(raw: Any, limits: ParseLimits) -> bytes:
 def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
     """One line from pydantic's first error: ``missing field 'a.b'`` / ``field 'a.b': msg``."""
     error = exc.errors(include_url=False)[0]
-    path = prefix + ".".join(str(part) for part in error["loc"])
+    path = (prefix + ".".join(str(part) for part in error["loc"])).rstrip(".") or "event"
     if error["type"] == "missing":
         return f"missing field {path!r}"
     if error["type"] == "string_pattern_mismatch" and (

@@ -7,7 +7,7 @@ import contextlib
 import json
 import sys
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ from malformed_corpus import (
     SEED_VARIANT_STORE_TRAILING_COMMA,
     VALID_RUN_EVENT,
 )
+
+from schemas.envelope import COLUMN_LENGTHS
+from tests.hostile_corpus import HOSTILE, Case
 
 EVENTS = Path(__file__).parent / "events"
 FIXTURES = sorted(EVENTS.glob("*.json"))
@@ -651,10 +654,99 @@ def test_limits_from_settings() -> None:
     )
 
 
+# --- hostile input (issue 14) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
+def test_hostile_cases_are_rejected_with_a_reason_or_accepted_harmlessly(case: Case) -> None:
+    result = parse_event(case.raw)
+    if case.accepted:
+        assert isinstance(result, ParsedEvent), getattr(result, "reason", result)
+        assert result.event_id == case.event_id
+        return
+    assert isinstance(result, Rejected), case.name
+    assert result.raw == case.raw
+    assert result.reason and len(result.reason) <= 300
+    assert result.reason.isprintable(), "a reason never carries a raw control character"
+
+
+def test_the_hostile_corpus_has_forty_kinds() -> None:
+    assert len({case.name for case in HOSTILE}) == len(HOSTILE) >= 40
+    assert len({case.raw for case in HOSTILE}) == len(HOSTILE)
+
+
+def test_every_column_length_matches_its_table() -> None:
+    """The lengths the parser enforces are the columns' own: they cannot drift apart."""
+    from eventlog.tables import metadata
+
+    for name, length in COLUMN_LENGTHS.items():
+        table, column = name.split(".")
+        assert metadata.tables[table].c[column].type.length == length, name
+
+
+def test_every_bounded_detail_field_names_a_column() -> None:
+    """A model field with a maximum length takes it from COLUMN_LENGTHS, not a literal."""
+    lengths = set(COLUMN_LENGTHS.values())
+    for model in DETAIL_MODELS.values():
+        for name, field in model.model_fields.items():
+            for meta in field.metadata:
+                limit = getattr(meta, "max_length", None)
+                assert limit is None or limit in lengths, (model.__name__, name, limit)
+
+
+@pytest.mark.parametrize(
+    "good_id",
+    [
+        "c0e540f4-df38-b986-86c1-3e3730f971fe",
+        "a1b2c3d4-5678-90ab-cdef-example11111",
+        "7ad4e6c1-9d34-4b6e-8f19-bb0b5e3f0c01.retry:2",
+        "A_b-C",
+        "x" * 256,
+    ],
+)
+def test_real_and_reasonable_ids_are_safe(good_id: str) -> None:
+    assert parsed(dump(event(id=good_id))).event_id == good_id
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["../../x", "a/b/../../c", "/" * 256, "a/b", "a..b", ".a", "a.", "a\nb", "a\u202eb", "é"],
+)
+def test_unsafe_ids_are_rejected_naming_the_charset(bad_id: str) -> None:
+    reason = rejected(dump(event(id=bad_id))).reason
+    assert reason.startswith("field 'id': ") and "is not a safe id" in reason
+
+
+def test_nul_is_rejected_as_a_byte_and_as_an_escape_but_not_an_escaped_backslash() -> None:
+    raw = dump(event(detail={**VALID_RUN_EVENT["detail"], "runName": "a\x00b"}))
+    assert b"\\u0000" in raw
+    assert "NUL" in rejected(raw).reason
+    assert "NUL" in rejected(raw.replace(b"\\u0000", b"\x00")).reason
+    harmless = raw.replace(b"\\u0000", b"\\\\u0000")  # backslash, then the text u0000
+    assert parsed(harmless).payload["detail"]["runName"] == "a\\u0000b"
+    assert "NUL" in rejected({"id": "x", "de\x00": 1}).reason  # a dict: dumped as \u0000
+
+
+def test_the_time_window_is_settable() -> None:
+    old = dump(event(time="2014-06-01T00:00:00Z"))
+    assert rejected(old).reason == (
+        "time 2014-06-01T00:00:00+00:00 is before 2015-01-01T00:00:00+00:00"
+    )
+    settings_ = Settings(event_time_earliest="2014-01-01", event_time_max_ahead=0)
+    limits = ParseLimits.from_settings(settings_)
+    assert limits.earliest_time == datetime(2014, 1, 1, tzinfo=UTC)
+    parsed(old, limits)
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    parsed(dump(event(time=soon)))
+    assert "in the future" in rejected(dump(event(time=soon)), limits).reason
+
+
 def test_default_limits_match_default_settings() -> None:
     defaults = Settings.model_fields
     assert ParseLimits().max_bytes == defaults["max_event_bytes"].default
     assert ParseLimits().max_depth == defaults["max_json_depth"].default
+    assert ParseLimits().earliest_time == defaults["event_time_earliest"].default
+    assert ParseLimits().max_ahead.total_seconds() == defaults["event_time_max_ahead"].default
 
 
 def test_canonical_json() -> None:
