@@ -409,15 +409,15 @@ Arn = Bounded("events.resource_arn")
 RunUuid = SafeId("runs.run_uuid")
 RunId = SafeId("runs.run_id")
 RunName = Bounded("runs.run_name")
-WorkflowId = Bounded("runs.workflow_id")
+WorkflowId = SafeId("runs.workflow_id")
 WorkflowName = Bounded("runs.workflow_name")
 JobId = SafeId("import_jobs.job_id")
 SequenceStoreId = SafeId("import_jobs.store_id")
 ReadSetId = SafeId("read_sets.read_set_id")
 StoreId = SafeId("stores.store_id")
 StoreName = Bounded("stores.store_name")
-#: Ids no projection keeps (batches, references, reference stores): bounded by the log's
-#: ``resource_id`` column they may land in, and safe like every id.
+#: Ids no projection has a column of its own for (batches, references, reference stores,
+#: variant/annotation jobs): safe like every id, and no longer than a store id.
 OtherId = SafeId("stores.store_id")
 
 # --- models -------------------------------------------------------------------------------
@@ -518,10 +518,10 @@ class RunBatchStatusChange(OmicsDetail):
     failed_run_count: Count | None = None
     cancelled_run_count: Count | None = None
     deleted_run_count: Count | None = None
-    workflow_id: str | None = None
+    workflow_id: WorkflowId | None = None
     workflow_arn: str | None = None
     workflow_version_arn: str | None = None
-    workflow_owner_id: str | None = None
+    workflow_owner_id: OtherId | None = None
     run_cache: str | None = None
     run_cache_behavior: str | None = None
 

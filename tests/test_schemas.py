@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import typing
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,7 +48,7 @@ from malformed_corpus import (
     VALID_RUN_EVENT,
 )
 
-from schemas.envelope import COLUMN_LENGTHS
+from schemas.envelope import COLUMN_LENGTHS, SAFE_ID_PATTERN
 from tests.hostile_corpus import HOSTILE, Case
 
 EVENTS = Path(__file__).parent / "events"
@@ -684,14 +685,38 @@ def test_every_column_length_matches_its_table() -> None:
         assert metadata.tables[table].c[column].type.length == length, name
 
 
-def test_every_bounded_detail_field_names_a_column() -> None:
-    """A model field with a maximum length takes it from COLUMN_LENGTHS, not a literal."""
-    lengths = set(COLUMN_LENGTHS.values())
+def _constraints(field: Any) -> tuple[set[int], set[str]]:
+    """The max lengths and patterns anywhere in a model field's annotation (``X | None``
+    included: pydantic keeps those inside the union)."""
+    lengths: set[int] = set()
+    patterns: set[str] = set()
+    stack: list[Any] = [*field.metadata, field.annotation]
+    while stack:
+        item = stack.pop()
+        for meta in [item, *getattr(item, "metadata", ())]:
+            if isinstance(getattr(meta, "max_length", None), int):
+                lengths.add(meta.max_length)
+            if isinstance(getattr(meta, "pattern", None), str):
+                patterns.add(meta.pattern)
+        stack.extend(getattr(item, "__metadata__", ()))
+        stack.extend(typing.get_args(item))
+    return lengths, patterns
+
+
+def test_every_detail_id_is_safe_and_every_bound_is_a_column() -> None:
+    """An id field of any model carries the safe id pattern, and every maximum length is a
+    column's (COLUMN_LENGTHS), not a literal that could drift."""
+    columns = set(COLUMN_LENGTHS.values())
+    ids = 0
     for model in DETAIL_MODELS.values():
         for name, field in model.model_fields.items():
-            for meta in field.metadata:
-                limit = getattr(meta, "max_length", None)
-                assert limit is None or limit in lengths, (model.__name__, name, limit)
+            lengths, patterns = _constraints(field)
+            assert lengths <= columns, (model.__name__, name, lengths)
+            if name in {"id", "uuid"} or name.endswith("_id"):
+                ids += 1
+                assert patterns == {SAFE_ID_PATTERN}, (model.__name__, name)
+                assert lengths, (model.__name__, name)
+    assert ids >= 20
 
 
 @pytest.mark.parametrize(
