@@ -382,6 +382,7 @@ Count = str | int
 _RUN_ARN = re.compile(r":run/([0-9]+)$")
 _SAFE_ID = re.compile(SAFE_ID_PATTERN)
 _TASK_ID_LENGTH = COLUMN_LENGTHS["tasks.task_id"]
+_STORE_ID_LENGTH = COLUMN_LENGTHS["stores.store_id"]
 _READ_SET_ARN = re.compile(r":sequenceStore/([^/]+)/readSet/([^/]+)$")
 
 
@@ -563,6 +564,17 @@ class _StoreKeyMixin(OmicsDetail):
 
     def resource_key(self) -> str | None:
         return self.store_id or self.id or last_arn_segment(self.arn)
+
+    @model_validator(mode="after")
+    def _store_key_is_safe(self) -> _StoreKeyMixin:
+        """The key may come from the ARN, which is only bounded as a whole."""
+        key = self.resource_key()
+        if key is not None and (len(key) > _STORE_ID_LENGTH or not _SAFE_ID.match(key)):
+            raise ValueError(
+                f"the store id at the end of 'arn', {short_repr(key)}, is not a safe id of at "
+                f"most {_STORE_ID_LENGTH} characters"
+            )
+        return self
 
 
 class SequenceStoreStatusChange(_StoreKeyMixin):

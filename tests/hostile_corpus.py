@@ -178,6 +178,13 @@ def _build() -> list[Case]:
             "generic resource ARN of 2049 characters",
             _other("Brand New Status Change", {"status": "OK"}, resources=["r" * 2049]),
         ),
+        _rejected(
+            "store id of 300 characters at the end of its ARN",
+            _other(
+                "Sequence Store Status Change",
+                {"arn": "arn:aws:omics:us-east-1:1:sequenceStore/" + "1" * 300, "status": "ACTIVE"},
+            ),
+        ),
         # --- ids that would be paths
         _rejected("id ../../x", _event({"id": "../../x"})),
         _rejected("id a/b/../../c", _event({"id": "a/b/../../c"})),
@@ -195,6 +202,13 @@ def _build() -> list[Case]:
         _rejected(
             "task id ..",
             _other("Task Status Change", {**_TASK, "arn": "arn:aws:omics:us-west-2:1:task/.."}),
+        ),
+        _rejected(
+            "store id .. at the end of its ARN",
+            _other(
+                "Sequence Store Status Change",
+                {"arn": "arn:aws:omics:us-east-1:1:sequenceStore/..", "status": "ACTIVE"},
+            ),
         ),
         _rejected(
             "import job id with a slash",
