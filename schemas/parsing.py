@@ -316,22 +316,13 @@ def _nul_path(value: Any) -> str | None:
     return None
 
 
-def _check_nul_text(text: str) -> None:
-    """Step 5 before decoding: a raw NUL is never valid in an event (JSON forbids it inside
-    strings, and it is nothing else)."""
-    if "\x00" in text:
-        raise _Reject(f"contains a NUL character (U+0000) at character {text.index(chr(0))}")
-
-
-def _check_nul_value(text: str, value: Any) -> None:
-    """Step 5 after decoding, only when the text holds the escape: ``\\\\u0000`` (an escaped
-    backslash, then ``u0000``) is harmless text, so the decoded value decides."""
-    if "\\u0000" in text:
-        where = _nul_path(value)
-        if where is not None:
-            raise _Reject(
-                f"contains a NUL character (U+0000, written \\u0000) in {where}"
-            )
+def _check_nul_value(value: Any) -> None:
+    """Step 5 after decoding, for text that holds the escape (a raw NUL was refused before
+    decoding: JSON forbids it inside strings, and it is nothing else): ``\\\\u0000`` (an
+    escaped backslash, then ``u0000``) is harmless text, so the decoded value decides."""
+    where = _nul_path(value)
+    if where is not None:
+        raise _Reject(f"contains a NUL character (U+0000, written \\u0000) in {where}")
 
 
 def _describe_non_object(value: Any) -> str:
@@ -367,13 +358,15 @@ def _decode_object(text: str, limits: ParseLimits, data: bytes | None = None) ->
     if not text.strip():
         raise _Reject("event is only whitespace")
     _check_depth(text, limits.max_depth)
-    _check_nul_text(text)
+    if "\x00" in text:
+        raise _Reject(f"contains a NUL character (U+0000) at character {text.index(chr(0))}")
     value = _decoded_exactly(data if data is not None else text.encode("utf-8", "surrogatepass"))
     if not isinstance(value, dict):
         value = _decode_strictly(text, limits)
     if not isinstance(value, dict):
         raise _Reject(_describe_non_object(value))
-    _check_nul_value(text, value)
+    if "\\u0000" in text:
+        _check_nul_value(value)
     return value
 
 
@@ -454,11 +447,20 @@ _KNOWN_STATUS_LENGTH = COLUMN_LENGTHS["stores.status"]
 _GENERIC_STATUS_LENGTH = COLUMN_LENGTHS["events.status"]
 
 
+#: ``max_ahead`` -> a time known to be within it: now + ``max_ahead`` as of some earlier call.
+#: Now only grows, so a time not after it is within the window without reading the clock,
+#: the common case on the hot path; only a later time reads the clock again.
+_WITHIN_AHEAD: dict[timedelta, datetime] = {}
+
+
 def _time_outside(time: datetime, limits: ParseLimits) -> str | None:
     """Why ``time`` is outside the sane window (step 10), or ``None``."""
     if time < limits.earliest_time:
         return f"time {time.isoformat()} is before {limits.earliest_time.isoformat()}"
-    latest = datetime.now(UTC) + limits.max_ahead
+    known = _WITHIN_AHEAD.get(limits.max_ahead)
+    if known is not None and time <= known:
+        return None
+    latest = _WITHIN_AHEAD[limits.max_ahead] = datetime.now(UTC) + limits.max_ahead
     if time > latest:
         ahead = limits.max_ahead.total_seconds()
         return f"time {time.isoformat()} is more than {ahead:g} s in the future"
