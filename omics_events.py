@@ -126,6 +126,7 @@ def send(files: tuple[str, ...], wait: bool | None, timeout: float) -> None:
     """Append events from FILES (or - for stdin) to the log and publish their work.
 
     A file holds one event, a JSON array, JSON lines, or an SQS ReceiveMessage response.
+    Exits 1 if any event was rejected (it is a dead letter) or is still pending.
     """
     from contextlib import ExitStack
 
@@ -160,8 +161,8 @@ def send(files: tuple[str, ...], wait: bool | None, timeout: float) -> None:
     )
     console.print(table)
     for reason, count in report.rejection_reasons().most_common():
-        console.print(f"rejected ×{count}: {reason}")
-    if pending:
+        console.print(f"rejected ×{count}: {reason}", markup=False, highlight=False)
+    if pending or report.rejected:
         sys.exit(1)
 
 

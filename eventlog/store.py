@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,7 +35,6 @@ from eventlog import projection_set
 from eventlog.entries import PIPELINE_NAMESPACE as PIPELINE_NAMESPACE
 from eventlog.entries import PIPELINE_SOURCE as PIPELINE_SOURCE
 from eventlog.entries import LogEntry, as_utc, copy_line, utcnow
-from eventlog.entries import clip as _clip
 from eventlog.entries import derived_id as derived_id
 from eventlog.tables import dead_letters, events, outbox
 from eventlog.tables import dialect_insert as _insert
@@ -416,6 +416,35 @@ def unfinished_count(connection: Connection) -> int:
 
 # --- dead letters ----------------------------------------------------------------------------
 
+#: Longest reason text kept; the raw bytes are kept whole next to it.
+MAX_REASON_CHARS = 2000
+#: C0 and C1 control characters (NUL included), DEL, and the bidirectional overrides and
+#: isolates that make a terminal or a log viewer show text in another order than it is stored.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str | None, limit: int) -> str | None:
+    """``text`` fit for a text column and a terminal: control and bidirectional-override
+    characters escaped (``\\x00``, ``\\u202e``), lone surrogates replaced, at most
+    ``limit`` characters.
+
+    Why: a dead letter must always be writable — PostgreSQL refuses NUL in text, and whatever
+    reason or id a hostile event made us write must not be what makes the write fail.
+    """
+    if text is None:
+        return None
+    if not text.isprintable():  # the usual case, plain text, is one pass in C
+        text = _UNPRINTABLE.sub(_escaped, text)
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return text
+
 
 def reject(connection: Connection, rejected: Rejected) -> bool:
     """A rejected event as a dead letter: its reason and raw bytes; True if new."""
@@ -442,6 +471,8 @@ def dead_letter(
     """Record what could not be accepted or done; True if new.
 
     The id hashes what failed, so a message redelivered after a crash is not dead-lettered twice.
+    Any bytes can be dead-lettered: ``raw`` is stored as it is (binary), and the texts
+    (reason, event id, detail-type) are made :func:`printable` and cut to their columns.
     """
     digest = hashlib.sha256()
     for part in (kind, stage or "", event_id or ""):
@@ -458,10 +489,10 @@ def dead_letter(
             created_at=utcnow(),
             kind=kind,
             stage=stage,
-            event_id=event_id,
-            detail_type=_clip(detail_type, 128),
-            reason=reason,
-            raw=raw,
+            event_id=printable(event_id, 256),
+            detail_type=printable(detail_type, 128),
+            reason=printable(reason, MAX_REASON_CHARS) or "(no reason given)",
+            raw=bytes(raw),
         )
         .on_conflict_do_nothing(index_elements=["dead_letter_id"])
         .returning(dead_letters.c.id)

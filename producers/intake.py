@@ -12,6 +12,15 @@ When :meth:`Intake.submit` returns, everything it was given is durable — accep
 dead-lettered — so the caller may delete its SQS messages.  If the commit fails it raises, and
 the caller must keep them.  A failed publish is not an error: the outbox keeps the work and the
 sweeper publishes it later.
+
+**One refused event never holds the others.**  The parser refuses what the database would (NUL,
+over-long fields), but should an event still get past it, the database refusing its row with a
+data or integrity error (SQLSTATE class 22 or 23) would fail the whole batch's commit, every
+time it is retried: the poller would hold the batch forever and `send` would commit nothing.
+So such a commit is split in halves, recursively, until the refused event stands alone; it is
+then dead-lettered with the database's error as its reason, and everything else commits.  Any
+other error (the database is down, a lost connection) still raises: retrying may cure it.
+Both the poller and ``send`` go through here, so the split lives in one place.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from celery import Celery
+from sqlalchemy.exc import DataError, IntegrityError
 
 from eventlog import store
 from eventlog.store import LogEntry
@@ -109,22 +119,11 @@ class Intake:
         return self.submit_parsed(self.parse(raws))
 
     def submit_parsed(self, parsed: Sequence[ParsedEvent | Rejected]) -> IntakeReport:
-        accepted = [item for item in parsed if isinstance(item, ParsedEvent)]
-        with self.runtime.engine.begin() as connection:
-            new_ids = store.append_many(
-                connection,
-                [
-                    (LogEntry.from_parsed(e), self.stages(e, self.runtime.settings))
-                    for e in accepted
-                ],
-                fold=self.fold,
-            )
-            for item in parsed:
-                if isinstance(item, Rejected):
-                    store.reject(connection, item)
+        items = list(parsed)  # an event the database refuses is replaced by its dead letter
+        new_ids = self._commit_splitting(items)
         report = IntakeReport()
         seen: set[str] = set()
-        for item in parsed:
+        for item in items:
             if isinstance(item, Rejected):
                 report.outcomes.append(
                     Outcome(Verdict.REJECTED, item.event_id, item.detail_type, item.reason)
@@ -142,3 +141,79 @@ class Intake:
         if self.publish and new_ids:
             report.published = publish_owed(self.app, sorted(new_ids))
         return report
+
+    def _commit(self, items: Sequence[ParsedEvent | Rejected]) -> set[str]:
+        """One transaction: append the accepted items with their work, dead-letter the rest."""
+        accepted = [item for item in items if isinstance(item, ParsedEvent)]
+        with self.runtime.engine.begin() as connection:
+            new_ids = store.append_many(
+                connection,
+                [
+                    (LogEntry.from_parsed(e), self.stages(e, self.runtime.settings))
+                    for e in accepted
+                ],
+                fold=self.fold,
+            )
+            for item in items:
+                if isinstance(item, Rejected):
+                    store.reject(connection, item)
+        return new_ids
+
+    def _commit_splitting(self, items: list[ParsedEvent | Rejected]) -> set[str]:
+        """:meth:`_commit` ``items``; an event whose row the database refuses is replaced in
+        ``items`` by its dead letter (see the module docstring).  Returns the new event ids."""
+        new_ids: set[str] = set()
+        groups = [list(range(len(items)))]  # a stack: the first half is written first
+        while groups:
+            group = groups.pop()
+            try:
+                new_ids |= self._commit([items[index] for index in group])
+            except Exception as error:
+                state = refused_by_data(error)
+                if state is None:
+                    raise
+                if len(group) > 1:
+                    half = len(group) // 2
+                    groups += [group[half:], group[:half]]
+                    continue
+                item = items[group[0]]
+                if isinstance(item, Rejected):
+                    raise  # its dead letter refused too: nothing left to split
+                items[group[0]] = refused_event(item, state, error)
+                groups.append(group)  # its dead letter, alone (logged with the rejections)
+        return new_ids
+
+
+#: SQLSTATE classes of a database refusing the data itself: 22 data exception (a value too
+#: long, NUL in text, a bad JSON escape), 23 integrity constraint violation.
+REFUSED_DATA_CLASSES = ("22", "23")
+
+
+def refused_by_data(error: BaseException) -> str | None:
+    """The SQLSTATE (or the error's class name, on a driver without one) if ``error`` is the
+    database refusing the data, else ``None``.
+
+    psycopg exposes ``sqlstate``; SQLAlchemy wraps the driver's error (``orig``) in
+    :class:`~sqlalchemy.exc.DataError`/:class:`~sqlalchemy.exc.IntegrityError`; the bulk
+    ``COPY`` append raises psycopg's own errors unwrapped.
+    """
+    for candidate in (error, getattr(error, "orig", None)):
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and state[:2] in REFUSED_DATA_CLASSES:
+            return state
+    if isinstance(error, DataError | IntegrityError):
+        return type(getattr(error, "orig", None) or error).__name__
+    return None
+
+
+def refused_event(item: ParsedEvent, state: str, error: BaseException) -> Rejected:
+    """The dead letter of an event the database refused: the database's first line as the
+    reason, the raw bytes as received."""
+    cause = getattr(error, "orig", None) or error
+    first_line = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    return Rejected(
+        f"the database refused it ({state}): {first_line}"[:300],
+        item.raw,
+        item.event_id,
+        item.detail_type,
+    )

@@ -12,7 +12,11 @@ batch of up to 10 messages the poller:
 3. publishes the owed tasks (inside the intake, after commit).
 
 So a message is never deleted before its event is durable, and a malformed message is
-dead-lettered *and deleted*, never left to poison the queue.
+dead-lettered *and deleted*, never left to poison the queue.  That includes a message the parser
+lets through but the database refuses (SQLSTATE class 22/23): the intake splits the batch's
+commit until that one stands alone and dead-letters it, the rest commit, and the whole batch is
+deleted (:mod:`producers.intake`).  Only errors that retrying may cure (the database is down)
+keep a batch in SQS.
 
 Around that loop:
 

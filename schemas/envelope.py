@@ -10,8 +10,12 @@ source can still be kept as a generic event instead of being rejected.
 Why these rules:
 
 * ``id`` is the idempotency key of the whole system (event log, archive key, callback
-  ``event_id``), so it must be a non-empty string, and is capped at 256 characters so a hostile
-  producer cannot make every index entry huge.
+  ``event_id``), so it must be a non-empty string of at most 256 characters (the
+  ``events.event_id`` column) in the **safe id charset** (:data:`SAFE_ID_PATTERN`): it becomes
+  part of archive keys and file names, where ``../../x`` would escape the archive's root,
+  ``a/b/../../c`` would land on event ``c``'s object and a run of slashes would collapse.
+* ``source`` and ``detail-type`` are capped at their columns (``events.source``,
+  ``events.detail_type``: 128 characters); PostgreSQL would refuse the whole batch otherwise.
 * ``time`` must carry a timezone and is normalised to UTC.  EventBridge always sends
   ``...Z``; a naive time would be ambiguous once stored, and comparing aware with naive
   datetimes raises.  Only ISO-8601 strings are accepted (pydantic would otherwise read a bare
@@ -21,6 +25,20 @@ Why these rules:
 * Field names follow the wire (``detail-type`` and ``replay-name`` are aliases of
   ``detail_type`` and ``replay_name``); ``populate_by_name`` lets code build envelopes with the
   Python names.
+
+**Column lengths.**  Every field an event carries into a SQL column (the log's own columns and
+every projection's, ``eventlog/tables.py``) is refused when longer than its column, here and in
+:mod:`schemas.omics`.  ``schemas`` may not import ``eventlog`` (dependencies flow one way), so
+the lengths are declared once, in :data:`COLUMN_LENGTHS`, named by their ``table.column``;
+``tests/test_schemas.py`` checks each against the table definitions, so they cannot drift.
+
+**Safe ids.**  An id that can become part of an S3 key or a file path (the event ``id``, run
+``uuid`` and ``runId``, task, job, read set, store and batch ids) must match
+:data:`SAFE_ID_PATTERN`: one or more of ``A-Z a-z 0-9 _ : -``, optionally in dot-separated
+segments, i.e. letters, digits, ``.``, ``_``, ``:`` and ``-`` with no leading or trailing dot
+and no ``..``; no slash, backslash, whitespace or control character.  Real EventBridge ids are
+UUIDs and HealthOmics ids are digits, UUIDs or hex, all well inside it.  The length is bounded
+by the id's column.
 
 This module also holds :func:`json_type_name` and :func:`short_repr`, used by the other schema
 modules to write readable rejection reasons.
@@ -34,16 +52,72 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, PlainValidator
 
 __all__ = [
+    "COLUMN_LENGTHS",
     "MAX_EVENT_ID_LENGTH",
+    "SAFE_ID_PATTERN",
     "AwareDatetime",
+    "Bounded",
     "EventBridgeEnvelope",
+    "SafeId",
     "json_type_name",
     "parse_event_time",
     "short_repr",
 ]
 
+#: ``table.column`` -> its length, for every column (eventlog/tables.py) a value of an event is
+#: written to.  Declared once; checked against the tables by tests/test_schemas.py.
+COLUMN_LENGTHS: dict[str, int] = {
+    "events.event_id": 256,
+    "events.source": 128,
+    "events.detail_type": 128,
+    "events.resource_arn": 2048,
+    "events.resource_id": 1024,
+    "events.status": 64,
+    "runs.run_uuid": 64,
+    "runs.run_id": 32,
+    "runs.arn": 2048,
+    "runs.run_name": 256,
+    "runs.workflow_id": 64,
+    "runs.workflow_name": 256,
+    "tasks.run_uuid": 64,
+    "tasks.task_id": 64,
+    "tasks.run_id": 32,
+    "tasks.run_arn": 2048,
+    "tasks.run_name": 256,
+    "tasks.workflow_id": 64,
+    "tasks.workflow_name": 256,
+    "tasks.status": 32,
+    "stores.store_id": 256,
+    "stores.store_name": 256,
+    "stores.status": 32,
+    "import_jobs.job_id": 64,
+    "import_jobs.store_id": 64,
+    "import_jobs.status": 32,
+    "read_sets.read_set_id": 64,
+    "read_sets.store_id": 64,
+    "read_sets.job_id": 64,
+    "read_sets.status": 32,
+}
+
 #: Longest envelope ``id`` accepted.  EventBridge ids are 36-character UUIDs.
-MAX_EVENT_ID_LENGTH = 256
+MAX_EVENT_ID_LENGTH = COLUMN_LENGTHS["events.event_id"]
+
+#: The safe id charset (see the module docstring).  Written without look-arounds, so pydantic
+#: checks it in Rust, on the hot path, at no measurable cost.
+SAFE_ID_PATTERN = r"^[A-Za-z0-9_:-]+(?:\.[A-Za-z0-9_:-]+)*$"
+
+
+def SafeId(column: str) -> Any:
+    """A non-empty id in the safe charset, no longer than ``column`` (a key of
+    :data:`COLUMN_LENGTHS`) holds."""
+    return Annotated[
+        str, Field(min_length=1, max_length=COLUMN_LENGTHS[column], pattern=SAFE_ID_PATTERN)
+    ]
+
+
+def Bounded(column: str) -> Any:
+    """A string no longer than ``column`` (a key of :data:`COLUMN_LENGTHS`) holds."""
+    return Annotated[str, Field(max_length=COLUMN_LENGTHS[column])]
 
 
 def json_type_name(value: Any) -> str:
@@ -110,9 +184,11 @@ class EventBridgeEnvelope(BaseModel):
     model_config = ConfigDict(populate_by_name=True, extra="allow")
 
     version: str
-    id: str = Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH)
-    detail_type: str = Field(alias="detail-type", min_length=1)
-    source: str = Field(min_length=1)
+    id: str = Field(min_length=1, max_length=MAX_EVENT_ID_LENGTH, pattern=SAFE_ID_PATTERN)
+    detail_type: str = Field(
+        alias="detail-type", min_length=1, max_length=COLUMN_LENGTHS["events.detail_type"]
+    )
+    source: str = Field(min_length=1, max_length=COLUMN_LENGTHS["events.source"])
     account: str
     time: AwareDatetime
     region: str

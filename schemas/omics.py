@@ -47,6 +47,12 @@ Design rules, and why:
   the same way.  Only the typed model is filled in; the stored payload stays as received.
 * **Task ids** are not in task events: :attr:`TaskStatusChange.task_id` is the last segment of
   the task ARN (``...:task/<id>``).
+* **Bounded, safe ids.**  Every field a projection writes to a column is refused when longer
+  than the column (:data:`schemas.envelope.COLUMN_LENGTHS`), and every id (run ``uuid`` and
+  ``runId``, task id, job, read set, store, reference and batch ids) must be in the safe id
+  charset (:data:`schemas.envelope.SAFE_ID_PATTERN`), since ids become parts of keys and paths.
+  Free text (``statusMessage``, ``failureReason``) is not bounded: its columns are ``TEXT`` or
+  the projection cuts it, and a long message must not cost a run its status.
 * **Natural keys.**  Each model's :meth:`OmicsDetail.resource_key` gives the key a projection
   should use for the resource: the run ``uuid`` (run ids are reused after deletion), the task
   id, the read set ``id``, the job ``id`` (``jobId`` for variant/annotation import jobs), the
@@ -70,7 +76,14 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from schemas.envelope import json_type_name, short_repr
+from schemas.envelope import (
+    COLUMN_LENGTHS,
+    SAFE_ID_PATTERN,
+    Bounded,
+    SafeId,
+    json_type_name,
+    short_repr,
+)
 
 __all__ = [
     "DETAIL_MODELS",
@@ -367,6 +380,9 @@ LenientVariantImportJobStatus = _lenient(VariantImportJobStatus, "import job sta
 Count = str | int
 
 _RUN_ARN = re.compile(r":run/([0-9]+)$")
+_SAFE_ID = re.compile(SAFE_ID_PATTERN)
+_TASK_ID_LENGTH = COLUMN_LENGTHS["tasks.task_id"]
+_STORE_ID_LENGTH = COLUMN_LENGTHS["stores.store_id"]
 _READ_SET_ARN = re.compile(r":sequenceStore/([^/]+)/readSet/([^/]+)$")
 
 
@@ -388,6 +404,23 @@ def _fill_from_arn(data: Any, pattern: re.Pattern[str], names: tuple[str, ...]) 
     return filled
 
 
+# --- bounded fields -----------------------------------------------------------------------
+
+Arn = Bounded("events.resource_arn")
+RunUuid = SafeId("runs.run_uuid")
+RunId = SafeId("runs.run_id")
+RunName = Bounded("runs.run_name")
+WorkflowId = SafeId("runs.workflow_id")
+WorkflowName = Bounded("runs.workflow_name")
+JobId = SafeId("import_jobs.job_id")
+SequenceStoreId = SafeId("import_jobs.store_id")
+ReadSetId = SafeId("read_sets.read_set_id")
+StoreId = SafeId("stores.store_id")
+StoreName = Bounded("stores.store_name")
+#: Ids no projection has a column of its own for (batches, references, reference stores,
+#: variant/annotation jobs): safe like every id, and no longer than a store id.
+OtherId = SafeId("stores.store_id")
+
 # --- models -------------------------------------------------------------------------------
 
 
@@ -397,7 +430,7 @@ class OmicsDetail(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True, alias_generator=to_camel)
 
     omics_version: str | None = None
-    arn: str | None = None
+    arn: Arn | None = None
 
     def resource_key(self) -> str | None:
         """The natural key of the resource the event is about (see the module docstring)."""
@@ -412,12 +445,12 @@ class RunStatusChange(OmicsDetail):
     """``Run Status Change``.  Key: the run ``uuid`` (run ids are reused after deletion)."""
 
     status: StrictRunStatus
-    uuid: str = Field(min_length=1)
-    run_id: str = Field(min_length=1)
-    run_name: str | None = None
+    uuid: RunUuid
+    run_id: RunId
+    run_name: RunName | None = None
     run_output_uri: str | None = None
-    workflow_id: str | None = None
-    workflow_name: str | None = None
+    workflow_id: WorkflowId | None = None
+    workflow_name: WorkflowName | None = None
     workflow_uuid: str | None = None
     failure_reason: str | None = None
     status_message: str | None = None
@@ -436,14 +469,24 @@ class RunStatusChange(OmicsDetail):
 class TaskStatusChange(OmicsDetail):
     """``Task Status Change``.  No task id or name on the wire: the id ends the task ARN."""
 
-    arn: str = Field(min_length=1)
+    arn: Annotated[Arn, Field(min_length=1)]
     status: StrictTaskStatus
-    run_arn: str | None = None
-    run_uuid: str | None = None
-    run_id: str | None = None
-    run_name: str | None = None
-    workflow_id: str | None = None
-    workflow_name: str | None = None
+    run_arn: Arn | None = None
+    run_uuid: RunUuid | None = None
+    run_id: RunId | None = None
+    run_name: RunName | None = None
+    workflow_id: WorkflowId | None = None
+    workflow_name: WorkflowName | None = None
+
+    @model_validator(mode="after")
+    def _task_id_is_safe(self) -> TaskStatusChange:
+        task_id = self.task_id
+        if len(task_id) > _TASK_ID_LENGTH or not _SAFE_ID.match(task_id):
+            raise ValueError(
+                f"the task id at the end of 'arn', {short_repr(task_id)}, is not a safe id of "
+                f"at most {_TASK_ID_LENGTH} characters"
+            )
+        return self
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -459,8 +502,8 @@ class RunBatchStatusChange(OmicsDetail):
     """``RunBatch Status Change`` (no space in "RunBatch").  Key: ``uuid``, else ``batchId``."""
 
     status: StrictRunBatchStatus
-    batch_id: str = Field(min_length=1)
-    uuid: str | None = None
+    batch_id: OtherId
+    uuid: OtherId | None = None
     batch_name: str | None = None
     total_runs: Count | None = None
     failure_reason: str | None = None
@@ -476,10 +519,10 @@ class RunBatchStatusChange(OmicsDetail):
     failed_run_count: Count | None = None
     cancelled_run_count: Count | None = None
     deleted_run_count: Count | None = None
-    workflow_id: str | None = None
+    workflow_id: WorkflowId | None = None
     workflow_arn: str | None = None
     workflow_version_arn: str | None = None
-    workflow_owner_id: str | None = None
+    workflow_owner_id: OtherId | None = None
     run_cache: str | None = None
     run_cache_behavior: str | None = None
 
@@ -491,7 +534,7 @@ class RunGroupStatusChange(OmicsDetail):
     """``RunGroup Status Change`` (no space in "RunGroup").  Fields UNVERIFIED."""
 
     status: LenientRunGroupStatus
-    id: str | None = None
+    id: OtherId | None = None
 
     def resource_key(self) -> str | None:
         return self.id or last_arn_segment(self.arn)
@@ -512,11 +555,26 @@ class WorkflowShareStatusChange(OmicsDetail):
 
 
 class _StoreKeyMixin(OmicsDetail):
-    """Stores: ``storeId``, else ``id``, else the last ARN segment."""
+    """Stores: ``storeId``, else ``id``, else the last ARN segment (``stores.store_id``)."""
+
+    store_id: StoreId | None = None
+    id: StoreId | None = None
+    store_name: StoreName | None = None
+    name: StoreName | None = None
 
     def resource_key(self) -> str | None:
-        store_id = getattr(self, "store_id", None) or self._extra_str("storeId")
-        return store_id or self._extra_str("id") or last_arn_segment(self.arn)
+        return self.store_id or self.id or last_arn_segment(self.arn)
+
+    @model_validator(mode="after")
+    def _store_key_is_safe(self) -> _StoreKeyMixin:
+        """The key may come from the ARN, which is only bounded as a whole."""
+        key = self.resource_key()
+        if key is not None and (len(key) > _STORE_ID_LENGTH or not _SAFE_ID.match(key)):
+            raise ValueError(
+                f"the store id at the end of 'arn', {short_repr(key)}, is not a safe id of at "
+                f"most {_STORE_ID_LENGTH} characters"
+            )
+        return self
 
 
 class SequenceStoreStatusChange(_StoreKeyMixin):
@@ -536,10 +594,10 @@ class ReadSetStatusChange(OmicsDetail):
     import job that created it (UNVERIFIED)."""
 
     status: StrictReadSetStatus
-    id: str = Field(min_length=1)
-    sequence_store_id: str | None = None
+    id: ReadSetId
+    sequence_store_id: SequenceStoreId | None = None
     status_message: str | None = None
-    creation_job_id: str | None = None
+    creation_job_id: JobId | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -554,8 +612,8 @@ class _SequenceStoreJob(OmicsDetail):
     """Read set import/export/activation jobs: ``id`` is the **job** id (not ``jobId``)."""
 
     status: LenientImportJobStatus
-    id: str = Field(min_length=1)
-    sequence_store_id: str = Field(min_length=1)
+    id: JobId
+    sequence_store_id: SequenceStoreId
     status_message: str | None = None
 
     def resource_key(self) -> str | None:
@@ -579,8 +637,8 @@ class ReferenceImportJobStatusChange(OmicsDetail):
     """``Reference Import Job Status Change``: ``id`` is the job id."""
 
     status: LenientImportJobStatus
-    id: str = Field(min_length=1)
-    reference_store_id: str = Field(min_length=1)
+    id: OtherId
+    reference_store_id: OtherId
     status_message: str | None = None
 
     def resource_key(self) -> str | None:
@@ -591,9 +649,9 @@ class ReferenceStatusChange(OmicsDetail):
     """``Reference Status Change``: ``id`` is the reference id."""
 
     status: LenientReferenceStatus
-    id: str = Field(min_length=1)
-    reference_store_id: str | None = None
-    creation_job_id: str | None = None
+    id: OtherId
+    reference_store_id: OtherId | None = None
+    creation_job_id: OtherId | None = None
 
     def resource_key(self) -> str | None:
         return self.id
@@ -603,25 +661,21 @@ class VariantStoreStatusChange(_StoreKeyMixin):
     """``Variant Store Status Change`` (closed to new customers since 2025-11-07)."""
 
     status: LenientStoreStatus
-    store_id: str | None = None
-    store_name: str | None = None
 
 
 class AnnotationStoreStatusChange(_StoreKeyMixin):
     """``Annotation Store Status Change`` (same shape as the variant store event)."""
 
     status: LenientStoreStatus
-    store_id: str | None = None
-    store_name: str | None = None
 
 
 class VariantImportJobStatusChange(OmicsDetail):
     """``Variant Import Job Status Change``: the job id is ``jobId`` (unlike read set jobs)."""
 
     status: LenientVariantImportJobStatus
-    job_id: str = Field(min_length=1)
-    store_id: str | None = None
-    store_name: str | None = None
+    job_id: OtherId
+    store_id: OtherId | None = None
+    store_name: StoreName | None = None
 
     def resource_key(self) -> str | None:
         return self.job_id
@@ -632,9 +686,9 @@ class AnnotationImportJobStatusChange(OmicsDetail):
     ``jobId`` is optional (key falls back to the ARN)."""
 
     status: LenientVariantImportJobStatus
-    job_id: str | None = None
-    store_id: str | None = None
-    store_name: str | None = None
+    job_id: OtherId | None = None
+    store_id: OtherId | None = None
+    store_name: StoreName | None = None
 
     def resource_key(self) -> str | None:
         return self.job_id or last_arn_segment(self.arn)

@@ -17,23 +17,46 @@ The checks run cheapest first, so hostile input is turned away before it costs a
 4. **nesting depth**, by scanning the text for brackets outside strings *before*
    ``json.loads``: a 100,000-deep ``[[[[`` is rejected after reading ``max_depth + 1``
    brackets and never reaches the recursive JSON decoder;
-5. **JSON** decoding.  Stricter than :func:`json.loads`: ``NaN``/``Infinity``, numbers out of
+5. **NUL**: a NUL character (``U+0000``), as a raw byte or as the JSON escape ``\\u0000``, in
+   any key or value at any depth, is rejected: PostgreSQL can store it neither in text nor in
+   JSONB, so one such event would make the whole batch's commit fail.  The cost on the hot path
+   is two substring searches of the text; only text that holds ``\\u0000`` is walked;
+6. **JSON** decoding.  Stricter than :func:`json.loads`: ``NaN``/``Infinity``, numbers out of
    float range (``1e400``), duplicate object keys and unpaired UTF-16 surrogates
    (``"\\ud800"``) are rejected, because the payload is stored and re-serialised downstream
    (PostgreSQL JSONB and UTF-8 encoders refuse them) and duplicate keys make an event mean
    different things to different readers;
-6. the document must be a JSON **object**;
-7. **SNS unwrap**: an SNS notification (``{"Type": "Notification", "Message": "<event
+7. the document must be a JSON **object**;
+8. **SNS unwrap**: an SNS notification (``{"Type": "Notification", "Message": "<event
    JSON>", ...}``, what an SQS queue subscribed to a topic receives without raw delivery) is
-   replaced by the event in its ``Message``, which goes through steps 2-6 again.  Reasons
+   replaced by the event in its ``Message``, which goes through steps 2-7 again.  Reasons
    about the inner event start with ``SNS message:``;
-8. the **envelope** (:class:`schemas.envelope.EventBridgeEnvelope`);
-9. the **source** allow-list, then the **account** allow-list (empty = any account; an empty
-   *source* list allows nothing, so a mis-set ``ALLOWED_SOURCES`` fails closed);
-10. the **detail**, by ``(source, detail-type)``: a known pair is validated into its model
+9. the **envelope** (:class:`schemas.envelope.EventBridgeEnvelope`): among others the ``id``
+   must be a **safe id** (below) and ``source``/``detail-type`` fit their columns;
+10. the event **time** must lie in a sane window: not before ``EVENT_TIME_EARLIEST`` (default
+    2015-01-01) nor more than ``EVENT_TIME_MAX_AHEAD`` seconds (default one day) after now.  A
+    year-1 or year-9999 time would pin a run's status for good (the first terminal status
+    stands) and make absurd archive keys;
+11. the **source** allow-list, then the **account** allow-list (empty = any account; an empty
+    *source* list allows nothing, so a mis-set ``ALLOWED_SOURCES`` fails closed);
+12. the **detail**, by ``(source, detail-type)``: a known pair is validated into its model
     (:data:`schemas.omics.DETAIL_MODELS`, :data:`schemas.s3.S3_DETAIL_MODELS`); an unknown
     detail-type from an allowed source is *kept* as a generic event (``known=False``),
-    because a new HealthOmics event type must be archived and counted, not dead-lettered.
+    because a new HealthOmics event type must be archived and counted, not dead-lettered;
+13. what lands in the log's own columns fits them: the resource ARN, the resource id and the
+    status.
+
+**Column lengths.**  Every value that is written to a SQL column (the log's and the
+projections', ``eventlog/tables.py``) is refused when longer than its column, never cut
+silently: the lengths are declared once in :data:`schemas.envelope.COLUMN_LENGTHS` and checked
+against the tables by the tests.
+
+**Safe ids.**  Every id that becomes part of an S3 key or a file path — the event ``id``, run
+``uuid`` and ``runId``, task ids (the end of a task ARN), job, read set, store, reference and
+batch ids — must match :data:`schemas.envelope.SAFE_ID_PATTERN`: letters, digits, ``.``,
+``_``, ``:`` and ``-``, no leading or trailing dot, no ``..``, at most as long as its column
+(256 for the event id, 64 for run uuids and job ids, 32 for run ids).  No slash, backslash,
+whitespace, control or bidirectional-override character.  The reason says ``is not a safe id``.
 
 Validation reasons name the field by its dotted wire path and give pydantic's first error,
 e.g. ``missing field 'detail.uuid'`` or ``field 'detail.status': 'BOGUS' is not a valid run
@@ -53,13 +76,19 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from schemas.envelope import EventBridgeEnvelope, json_type_name, short_repr
+from schemas.envelope import (
+    COLUMN_LENGTHS,
+    SAFE_ID_PATTERN,
+    EventBridgeEnvelope,
+    json_type_name,
+    short_repr,
+)
 from schemas.omics import DETAIL_MODELS, last_arn_segment, normalise_status
 from schemas.s3 import S3_DETAIL_MODELS, S3_SOURCE, S3ObjectCreated
 from schemas.settings import Settings
@@ -106,6 +135,10 @@ class ParseLimits:
     max_depth: int = 32
     allowed_sources: frozenset[str] = frozenset({"aws.omics", "aws.s3"})  # empty = none
     allowed_accounts: frozenset[str] = frozenset()  # empty = any
+    #: Event times before this are rejected (UTC aware).
+    earliest_time: datetime = datetime(2015, 1, 1, tzinfo=UTC)
+    #: Event times later than now plus this are rejected.
+    max_ahead: timedelta = timedelta(days=1)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ParseLimits:
@@ -114,6 +147,8 @@ class ParseLimits:
             max_depth=settings.max_json_depth,
             allowed_sources=frozenset(settings.allowed_sources),
             allowed_accounts=frozenset(settings.allowed_accounts),
+            earliest_time=settings.event_time_earliest,
+            max_ahead=timedelta(seconds=settings.event_time_max_ahead),
         )
 
 
@@ -261,6 +296,35 @@ def _has_surrogate(value: Any) -> bool:
     return False
 
 
+def _nul_path(value: Any) -> str | None:
+    """Where the first NUL character of a decoded value is (``key 'a.b'``/``value of 'a.b'``),
+    or ``None``; iterative, so any depth the depth check let through is fine."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return f"the value of {short_repr(path or 'the document')}"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                if "\x00" in key:
+                    return f"the key {short_repr(where)}"
+                stack.append((child, where))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{n}]") for n, child in enumerate(item))
+    return None
+
+
+def _check_nul_value(value: Any) -> None:
+    """Step 5 after decoding, for text that holds the escape (a raw NUL was refused before
+    decoding: JSON forbids it inside strings, and it is nothing else): ``\\\\u0000`` (an
+    escaped backslash, then ``u0000``) is harmless text, so the decoded value decides."""
+    where = _nul_path(value)
+    if where is not None:
+        raise _Reject(f"contains a NUL character (U+0000, written \\u0000) in {where}")
+
+
 def _describe_non_object(value: Any) -> str:
     if value is None:
         return "event is JSON null, not a JSON object"
@@ -294,11 +358,15 @@ def _decode_object(text: str, limits: ParseLimits, data: bytes | None = None) ->
     if not text.strip():
         raise _Reject("event is only whitespace")
     _check_depth(text, limits.max_depth)
+    if "\x00" in text:
+        raise _Reject(f"contains a NUL character (U+0000) at character {text.index(chr(0))}")
     value = _decoded_exactly(data if data is not None else text.encode("utf-8", "surrogatepass"))
     if not isinstance(value, dict):
         value = _decode_strictly(text, limits)
     if not isinstance(value, dict):
         raise _Reject(_describe_non_object(value))
+    if "\\u0000" in text:
+        _check_nul_value(value)
     return value
 
 
@@ -355,13 +423,54 @@ def _to_bytes(raw: Any, limits: ParseLimits) -> bytes:
 def _validation_reason(exc: ValidationError, prefix: str = "") -> str:
     """One line from pydantic's first error: ``missing field 'a.b'`` / ``field 'a.b': msg``."""
     error = exc.errors(include_url=False)[0]
-    path = prefix + ".".join(str(part) for part in error["loc"])
+    path = (prefix + ".".join(str(part) for part in error["loc"])).rstrip(".") or "event"
     if error["type"] == "missing":
         return f"missing field {path!r}"
+    if error["type"] == "string_pattern_mismatch" and (
+        (error.get("ctx") or {}).get("pattern") == SAFE_ID_PATTERN
+    ):
+        value = short_repr(error.get("input"))
+        return f"field {path!r}: {value} is not a safe id ({_SAFE_ID_RULE})"
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"].endswith("_type"):
         message += f" (got {json_type_name(error.get('input'))})"
     return f"field {path!r}: {message}"
+
+
+#: How the safe id charset is said in reasons (see the module docstring).
+_SAFE_ID_RULE = "letters, digits, '.', '_', ':', '-'; no leading or trailing dot, no '..'"
+_RESOURCE_ARN_LENGTH = COLUMN_LENGTHS["events.resource_arn"]
+_RESOURCE_ID_LENGTH = COLUMN_LENGTHS["events.resource_id"]
+#: A known detail-type's status lands in a projection's ``status`` column; a generic one only
+#: in the log's.
+_KNOWN_STATUS_LENGTH = COLUMN_LENGTHS["stores.status"]
+_GENERIC_STATUS_LENGTH = COLUMN_LENGTHS["events.status"]
+
+
+#: ``max_ahead`` -> a time known to be within it: now + ``max_ahead`` as of some earlier call.
+#: Now only grows, so a time not after it is within the window without reading the clock,
+#: the common case on the hot path; only a later time reads the clock again.
+_WITHIN_AHEAD: dict[timedelta, datetime] = {}
+
+
+def _time_outside(time: datetime, limits: ParseLimits) -> str | None:
+    """Why ``time`` is outside the sane window (step 10), or ``None``."""
+    if time < limits.earliest_time:
+        return f"time {time.isoformat()} is before {limits.earliest_time.isoformat()}"
+    known = _WITHIN_AHEAD.get(limits.max_ahead)
+    if known is not None and time <= known:
+        return None
+    latest = _WITHIN_AHEAD[limits.max_ahead] = datetime.now(UTC) + limits.max_ahead
+    if time > latest:
+        ahead = limits.max_ahead.total_seconds()
+        return f"time {time.isoformat()} is more than {ahead:g} s in the future"
+    return None
+
+
+def _too_long(name: str, value: str | None, limit: int) -> str | None:
+    if value is not None and len(value) > limit:
+        return f"{name} is {len(value)} characters, longer than {limit}"
+    return None
 
 
 def _str_field(obj: dict[str, Any], name: str, limit: int = 256) -> str | None:
@@ -389,6 +498,9 @@ def _build(
         envelope = EventBridgeEnvelope.model_validate(payload)
     except ValidationError as exc:
         return reject(_validation_reason(exc))
+    outside = _time_outside(envelope.time, limits)
+    if outside is not None:
+        return reject(outside)
     if envelope.source not in limits.allowed_sources:
         return reject(f"source {short_repr(envelope.source)} is not allowed")
     if limits.allowed_accounts and envelope.account not in limits.allowed_accounts:
@@ -418,6 +530,17 @@ def _build(
             status = normalise_status(raw_status)
     if resource_id is None:
         resource_id = last_arn_segment(resource_arn) if resource_arn else None
+    too_long = (
+        _too_long("the resource ARN", resource_arn, _RESOURCE_ARN_LENGTH)
+        or _too_long("the resource id", resource_id, _RESOURCE_ID_LENGTH)
+        or _too_long(
+            "field 'detail.status'",
+            status,
+            _KNOWN_STATUS_LENGTH if model is not None else _GENERIC_STATUS_LENGTH,
+        )
+    )
+    if too_long is not None:
+        return reject(too_long)
 
     return ParsedEvent(
         envelope=envelope,

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -164,6 +165,19 @@ class Settings(BaseSettings):
         le=500,
         validation_alias=_env("MAX_JSON_DEPTH"),
         description="Deepest JSON nesting accepted in an event.",
+    )
+    event_time_earliest: datetime = Field(
+        default=datetime(2015, 1, 1, tzinfo=UTC),
+        validation_alias=_env("EVENT_TIME_EARLIEST"),
+        description="Events whose `time` is before this ISO-8601 date-time (UTC if no zone) "
+        "are dead-lettered: a year-1 time would pin a run's status for good.",
+    )
+    event_time_max_ahead: float = Field(
+        default=86_400.0,
+        ge=0,
+        validation_alias=_env("EVENT_TIME_MAX_AHEAD"),
+        description="Events whose `time` is more than this many seconds after now are "
+        "dead-lettered (a clock may be a little ahead; year 9999 is not).",
     )
 
     # --- pipeline ------------------------------------------------------------------------
@@ -631,6 +645,12 @@ class Settings(BaseSettings):
         description="Least seconds between two dead-letter alerts; letters arriving meanwhile "
         "are summed up in the next one.",
     )
+
+    @field_validator("event_time_earliest")
+    @classmethod
+    def _utc_earliest(cls, value: datetime) -> datetime:
+        """A date without a zone means UTC: event times are compared as UTC."""
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
     @field_validator("import_sources", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from eventlog.db import create_db_engine, upgrade
 from producers.intake import Intake
 from producers.sender import split_events
+from schemas.parsing import Rejected, parse_event
 from schemas.settings import Settings
 from tests.factories import run_event
 from workers import create_app
@@ -72,3 +73,63 @@ def test_split_events_understands_every_documented_shape() -> None:
         one["id"],
         two["id"],
     ]
+
+
+# --- send: raw slices, no recursion (issue 14) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"[" * 100_000,
+        b"{" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"Messages":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+    ],
+    ids=["open", "open-objects", "balanced", "sqs-shaped", "objects"],
+)
+def test_a_file_opening_100000_levels_deep_is_split_and_rejected_without_recursion(
+    data: bytes,
+) -> None:
+    raws = list(split_events(data))
+    assert raws
+    assert all(isinstance(parse_event(raw), Rejected) for raw in raws)
+
+
+def test_array_elements_are_passed_as_their_raw_bytes() -> None:
+    pretty = json.dumps(run_event(), indent=2).encode()
+    duplicate = b'{"id": "a", "id": "b"}'
+    assert list(split_events(b"[\n" + pretty + b" ,\n" + duplicate + b"\n]")) == [
+        pretty,
+        duplicate,
+    ]
+    result = parse_event(duplicate)
+    assert isinstance(result, Rejected) and result.raw == duplicate
+    assert result.reason == "not valid JSON: duplicate key 'id'"
+
+
+def test_a_malformed_array_keeps_its_good_elements(intake: Intake) -> None:
+    good = [run_event() for _ in range(3)]
+    data = b"[%s, 42, \"text\", %s, {\"a\": 1,}, %s, ]" % tuple(
+        json.dumps(event).encode() for event in good
+    )
+    report = intake.submit(list(split_events(data)))
+    assert report.accepted == 3
+    assert report.rejected == 4  # 42, "text", the trailing comma's object, the empty last one
+    unclosed = b"[" + json.dumps(good[0]).encode() + b", " + json.dumps(run_event()).encode()
+    assert len(list(split_events(unclosed))) == 2
+
+
+def test_json_lines_with_a_line_that_never_closes_keep_the_other_lines() -> None:
+    good = [json.dumps(run_event()).encode() for _ in range(2)]
+    data = b"[" * 100_000 + b"\n" + good[0] + b"\n{\"a\": [\n" + good[1] + b"\n"
+    assert list(split_events(data)) == [b"[" * 100_000, good[0], b'{"a": [', good[1]]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.dictionaries(st.text(max_size=8), json_values, max_size=4), max_size=6))
+def test_array_elements_read_back_as_the_array(items: list[dict]) -> None:
+    for indent in (None, 2):
+        data = json.dumps(items, indent=indent).encode()
+        assert [json.loads(raw) for raw in split_events(data)] == items

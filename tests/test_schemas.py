@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+import typing
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,9 @@ from malformed_corpus import (
     SEED_VARIANT_STORE_TRAILING_COMMA,
     VALID_RUN_EVENT,
 )
+
+from schemas.envelope import COLUMN_LENGTHS, SAFE_ID_PATTERN
+from tests.hostile_corpus import HOSTILE, Case
 
 EVENTS = Path(__file__).parent / "events"
 FIXTURES = sorted(EVENTS.glob("*.json"))
@@ -520,7 +524,7 @@ def test_rejections_carry_the_event_id_and_detail_type_when_known() -> None:
 
 def test_brackets_inside_strings_do_not_count_towards_depth() -> None:
     raw = event()
-    raw["detail"]["runName"] = '[[[[{{{{\\"[[[[' * 50
+    raw["detail"]["statusMessage"] = '[[[[{{{{\\"[[[[' * 50  # free text: unbounded
     assert parsed(dump(raw)).detail is not None
 
 
@@ -651,10 +655,123 @@ def test_limits_from_settings() -> None:
     )
 
 
+# --- hostile input (issue 14) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])
+def test_hostile_cases_are_rejected_with_a_reason_or_accepted_harmlessly(case: Case) -> None:
+    result = parse_event(case.raw)
+    if case.accepted:
+        assert isinstance(result, ParsedEvent), getattr(result, "reason", result)
+        assert result.event_id == case.event_id
+        return
+    assert isinstance(result, Rejected), case.name
+    assert result.raw == case.raw
+    assert result.reason and len(result.reason) <= 300
+    assert result.reason.isprintable(), "a reason never carries a raw control character"
+
+
+def test_the_hostile_corpus_has_forty_kinds() -> None:
+    assert len({case.name for case in HOSTILE}) == len(HOSTILE) >= 40
+    assert len({case.raw for case in HOSTILE}) == len(HOSTILE)
+
+
+def test_every_column_length_matches_its_table() -> None:
+    """The lengths the parser enforces are the columns' own: they cannot drift apart."""
+    from eventlog.tables import metadata
+
+    for name, length in COLUMN_LENGTHS.items():
+        table, column = name.split(".")
+        assert metadata.tables[table].c[column].type.length == length, name
+
+
+def _constraints(field: Any) -> tuple[set[int], set[str]]:
+    """The max lengths and patterns anywhere in a model field's annotation (``X | None``
+    included: pydantic keeps those inside the union)."""
+    lengths: set[int] = set()
+    patterns: set[str] = set()
+    stack: list[Any] = [*field.metadata, field.annotation]
+    while stack:
+        item = stack.pop()
+        for meta in [item, *getattr(item, "metadata", ())]:
+            if isinstance(getattr(meta, "max_length", None), int):
+                lengths.add(meta.max_length)
+            if isinstance(getattr(meta, "pattern", None), str):
+                patterns.add(meta.pattern)
+        stack.extend(getattr(item, "__metadata__", ()))
+        stack.extend(typing.get_args(item))
+    return lengths, patterns
+
+
+def test_every_detail_id_is_safe_and_every_bound_is_a_column() -> None:
+    """An id field of any model carries the safe id pattern, and every maximum length is a
+    column's (COLUMN_LENGTHS), not a literal that could drift."""
+    columns = set(COLUMN_LENGTHS.values())
+    ids = 0
+    for model in DETAIL_MODELS.values():
+        for name, field in model.model_fields.items():
+            lengths, patterns = _constraints(field)
+            assert lengths <= columns, (model.__name__, name, lengths)
+            if name in {"id", "uuid"} or name.endswith("_id"):
+                ids += 1
+                assert patterns == {SAFE_ID_PATTERN}, (model.__name__, name)
+                assert lengths, (model.__name__, name)
+    assert ids >= 20
+
+
+@pytest.mark.parametrize(
+    "good_id",
+    [
+        "c0e540f4-df38-b986-86c1-3e3730f971fe",
+        "a1b2c3d4-5678-90ab-cdef-example11111",
+        "7ad4e6c1-9d34-4b6e-8f19-bb0b5e3f0c01.retry:2",
+        "A_b-C",
+        "x" * 256,
+    ],
+)
+def test_real_and_reasonable_ids_are_safe(good_id: str) -> None:
+    assert parsed(dump(event(id=good_id))).event_id == good_id
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    ["../../x", "a/b/../../c", "/" * 256, "a/b", "a..b", ".a", "a.", "a\nb", "a\u202eb", "é"],
+)
+def test_unsafe_ids_are_rejected_naming_the_charset(bad_id: str) -> None:
+    reason = rejected(dump(event(id=bad_id))).reason
+    assert reason.startswith("field 'id': ") and "is not a safe id" in reason
+
+
+def test_nul_is_rejected_as_a_byte_and_as_an_escape_but_not_an_escaped_backslash() -> None:
+    raw = dump(event(detail={**VALID_RUN_EVENT["detail"], "runName": "a\x00b"}))
+    assert b"\\u0000" in raw
+    assert "NUL" in rejected(raw).reason
+    assert "NUL" in rejected(raw.replace(b"\\u0000", b"\x00")).reason
+    harmless = raw.replace(b"\\u0000", b"\\\\u0000")  # backslash, then the text u0000
+    assert parsed(harmless).payload["detail"]["runName"] == "a\\u0000b"
+    assert "NUL" in rejected({"id": "x", "de\x00": 1}).reason  # a dict: dumped as \u0000
+
+
+def test_the_time_window_is_settable() -> None:
+    old = dump(event(time="2014-06-01T00:00:00Z"))
+    assert rejected(old).reason == (
+        "time 2014-06-01T00:00:00+00:00 is before 2015-01-01T00:00:00+00:00"
+    )
+    settings_ = Settings(event_time_earliest="2014-01-01", event_time_max_ahead=0)
+    limits = ParseLimits.from_settings(settings_)
+    assert limits.earliest_time == datetime(2014, 1, 1, tzinfo=UTC)
+    parsed(old, limits)
+    soon = (datetime.now(UTC) + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    parsed(dump(event(time=soon)))
+    assert "in the future" in rejected(dump(event(time=soon)), limits).reason
+
+
 def test_default_limits_match_default_settings() -> None:
     defaults = Settings.model_fields
     assert ParseLimits().max_bytes == defaults["max_event_bytes"].default
     assert ParseLimits().max_depth == defaults["max_json_depth"].default
+    assert ParseLimits().earliest_time == defaults["event_time_earliest"].default
+    assert ParseLimits().max_ahead.total_seconds() == defaults["event_time_max_ahead"].default
 
 
 def test_canonical_json() -> None:
