@@ -614,6 +614,17 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, str]]:
     return results, info
 
 
+def outcome_lines(results: list[Result]) -> list[str]:
+    """What each baseline's invocations ended with; ``refused`` is NGS360 answering 4xx, e.g.
+    an earlier status of a run arriving after a later one (no ordering at concurrency > 1)."""
+    lines = []
+    for r in results:
+        if r.outcomes:
+            done = ", ".join(f"{name} {count:,}" for name, count in sorted(r.outcomes.items()))
+            lines.append(f"* {r.system}, {r.mode}: invocations {done}")
+    return lines
+
+
 def report(
     results: list[Result], info: dict[str, str], args: argparse.Namespace | None = None
 ) -> tuple[list[Table], list[str]]:
@@ -635,6 +646,8 @@ def report(
         console.print(fakes_line(args), highlight=False)
     for table in tables:
         console.print(table)
+    for line in outcome_lines(results):
+        console.print(line, highlight=False)
     verdicts = goals(results, args)
     for line in verdicts:
         console.print(line, highlight=False)
@@ -686,7 +699,7 @@ def main(argv: list[str] | None = None) -> int:
             command_line("end_to_end.py", argv),
             info,
             tables,
-            [fakes_line(args), "", "Goals:", "", *verdicts],
+            [fakes_line(args), "", *outcome_lines(results), "", "Goals:", "", *verdicts],
         )
         console.print(f"appended to {target}")
     return 0
