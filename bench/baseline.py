@@ -24,11 +24,12 @@ from the same emission.  Two models:
 * ``--concurrency N``: Lambda's real model for an EventBridge target — one invocation per event,
   up to N at once, no ordering between them (a later status of a run can be delivered before an
   earlier one, as with the real Lambda).  A thread pool of N in one process: the receiving loop
-  fetches only as many messages as there are idle invocations, each invocation handles its one
-  event and deletes its message.  Threads rather than processes keep the CPU figure one
-  process's and the memory small, and the handler mostly waits on I/O; but the GIL caps it at
-  one core, so a run where the baseline process sits near 100 % CPU measures that cap, not
-  Lambda (whose invocations each have their own CPU).
+  reads batches of up to 10 and keeps at most one batch waiting for a free invocation (as
+  Lambda's SQS poller does), each invocation handles its one event and deletes its message.
+  Threads rather than processes keep the CPU figure one process's and the memory small, and the
+  handler mostly waits on I/O; but the GIL caps it at one core, so a run where the baseline
+  process sits near 100 % CPU measures that cap, not Lambda (whose invocations each have their
+  own CPU).
 
 boto3 clients are module-level (a warm Lambda keeps them; they are thread-safe).  It exits
 after ``--events`` messages and writes a JSON summary to ``--results``.  Started by
@@ -223,7 +224,7 @@ def concurrent(args: argparse.Namespace, api_server: str, key: str) -> Tally:
         return outcome, time.time()
 
     tally = Tally()
-    running: set[Future[tuple[str, float]]] = set()
+    running: set[Future[tuple[str, float]]] = set()  # invoking, or waiting for a free one
     idle_since = time.monotonic()
     with ThreadPoolExecutor(args.concurrency, thread_name_prefix="invocation") as pool:
         while tally.handled + len(running) < args.events or running:
@@ -231,21 +232,18 @@ def concurrent(args: argparse.Namespace, api_server: str, key: str) -> Tally:
             for future in finished:
                 tally.add(*future.result())
             running -= finished
-            idle = args.concurrency - len(running)
-            wanted = min(10, idle, args.events - tally.handled - len(running))
-            if wanted <= 0:
+            # as Lambda's SQS poller: batches of up to 10, at most one waiting for an invocation
+            # (so receiving costs about what it does in order: one request per 10 events)
+            wanted = min(10, args.events - tally.handled - len(running))
+            if wanted <= 0 or len(running) >= args.concurrency + 10:
                 if running:
                     wait(running, return_when=FIRST_COMPLETED)
                 continue
             messages = sqs.receive_message(
-                QueueUrl=args.queue_url,
-                MaxNumberOfMessages=wanted,
-                WaitTimeSeconds=1 if not running else 0,
+                QueueUrl=args.queue_url, MaxNumberOfMessages=wanted, WaitTimeSeconds=1
             ).get("Messages", [])
             if not messages:
-                if running:  # nothing waiting in SQS: let an invocation finish first
-                    wait(running, timeout=0.05, return_when=FIRST_COMPLETED)
-                elif time.monotonic() - idle_since > args.idle_timeout:
+                if not running and time.monotonic() - idle_since > args.idle_timeout:
                     break
                 continue
             idle_since = time.monotonic()
