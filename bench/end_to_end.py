@@ -345,7 +345,6 @@ def results_table(results: list[Result]) -> Table:
         "p50 ms",
         "p95 ms",
         "p99 ms",
-        "max ms",
         "not handled",
         "CPU ms/event",
         "S3/event",
@@ -355,7 +354,7 @@ def results_table(results: list[Result]) -> Table:
         table.add_column(
             column,
             justify="left" if column in {"system", "mode"} else "right",
-            no_wrap=column in {"system", "mode"},
+            no_wrap=column == "system",
         )
     for r in results:
         if r.mode == SWEEP:
@@ -376,7 +375,6 @@ def results_table(results: list[Result]) -> Table:
             f"{1000 * r.p(0.50):,.0f}",
             f"{1000 * r.p(0.95):,.0f}",
             f"{1000 * r.p(0.99):,.0f}",
-            f"{1000 * max(r.latency, default=float('nan')):,.0f}",
             f"{r.lost:,}",
             f"{1000 * r.cpu_per_event:.1f}",
             f"{r.per_event(r.calls.s3_total):.2f}",
