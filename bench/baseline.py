@@ -1,8 +1,8 @@
-"""The Lambda-style baseline: one process that handles each event inline, in order.
+"""The Lambda-style baseline: one process that handles each event inline, in order or N at once.
 
 What it is: the legacy per-event Lambda (``ngs360/omics-run-event-processor``), rewritten from
 its documented behaviour so that the benchmarks can measure it on the same fakes as the
-pipeline.  For every event, one at a time, as one warm Lambda invocation would:
+pipeline.  For every event, as one warm Lambda invocation would:
 
 1. **flatten** the nested event into a single-level dict (``detail.status`` → ``detail_status``);
 2. **archive** it to ``s3://{bucket}/{prefix}/event_{YYYYMMDD_HHMMSS}_{uuid}.json`` with
@@ -15,15 +15,29 @@ pipeline.  For every event, one at a time, as one warm Lambda invocation would:
    NGS360 contract says.  An error is counted (the Lambda would go to its dead-letter topic)
    and the next event is handled.
 
-Events reach it through SQS (``ReceiveMessage`` of up to 10, handled in order, then
-``DeleteMessageBatch``), the same door the pipeline's poller uses, so both are measured from
-the same emission.  boto3 clients are module-level (a warm Lambda keeps them).  It exits after
-``--events`` messages and writes a JSON summary to ``--results``.  Started by
-``bench/end_to_end.py``; by hand::
+Events reach it through SQS, the same door the pipeline's poller uses, so both are measured
+from the same emission.  Two models:
+
+* ``--concurrency 1`` (the default): one process, in order — ``ReceiveMessage`` of up to 10,
+  each handled in turn, then ``DeleteMessageBatch``.  The best case for ordering, the worst for
+  throughput when a fake is slow;
+* ``--concurrency N``: Lambda's real model for an EventBridge target — one invocation per event,
+  up to N at once, no ordering between them (a later status of a run can be delivered before an
+  earlier one, as with the real Lambda).  A thread pool of N in one process: the receiving loop
+  reads batches of up to 10 and keeps at most one batch waiting for a free invocation (as
+  Lambda's SQS poller does), each invocation handles its one event and deletes its message.
+  Threads rather than processes keep the CPU figure one process's and the memory small, and the
+  handler mostly waits on I/O; but the GIL caps it at one core, so a run where the baseline
+  process sits near 100 % CPU measures that cap, not Lambda (whose invocations each have their
+  own CPU).
+
+boto3 clients are module-level (a warm Lambda keeps them; they are thread-safe).  It exits
+after ``--events`` messages and writes a JSON summary to ``--results``.  Started by
+``bench/end_to_end.py`` (``--baseline-concurrency 1,10``); by hand::
 
     API_SERVER=http://127.0.0.1:8000 NGS360_API_KEY=… AWS_ENDPOINT_URL=http://127.0.0.1:5000 \\
     AWS_ENDPOINT_URL_OMICS=http://127.0.0.1:8001 .venv/bin/python bench/baseline.py \\
-        --queue-url URL --bucket B --events 1000 --results /tmp/baseline.json
+        --queue-url URL --bucket B --events 1000 --results /tmp/baseline.json [--concurrency 10]
 """
 
 from __future__ import annotations
@@ -33,6 +47,8 @@ import json
 import os
 import time
 import uuid
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -151,6 +167,91 @@ def handle(event: dict[str, Any], bucket: str, prefix: str, api_server: str, key
     return "delivered" if answer.ok else "refused"
 
 
+@dataclass
+class Tally:
+    """What the invocations did: outcomes, how many, first message received, last one done."""
+
+    outcomes: dict[str, int] = field(default_factory=dict)
+    handled: int = 0
+    first: float = 0.0
+    last: float = 0.0
+
+    def add(self, outcome: str, finished: float) -> None:
+        self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
+        self.handled += 1
+        self.last = max(self.last, finished)
+
+
+def invoke(body: str, args: argparse.Namespace, api_server: str, key: str) -> str:
+    """One invocation, as the Lambda fails it: an exception is its outcome (DLQ; next event)."""
+    try:
+        return handle(json.loads(body), args.bucket, args.prefix, api_server, key)
+    except Exception as error:
+        return f"error: {type(error).__name__}"
+
+
+def in_order(args: argparse.Namespace, api_server: str, key: str) -> Tally:
+    """One process, one event at a time, in the order SQS hands them out."""
+    tally = Tally()
+    idle_since = time.monotonic()
+    while tally.handled < args.events:
+        messages = sqs.receive_message(
+            QueueUrl=args.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        if not messages:
+            if time.monotonic() - idle_since > args.idle_timeout:
+                break
+            continue
+        idle_since = time.monotonic()
+        tally.first = tally.first or time.time()
+        for message in messages:
+            tally.add(invoke(message["Body"], args, api_server, key), time.time())
+        sqs.delete_message_batch(
+            QueueUrl=args.queue_url,
+            Entries=[
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+            ],
+        )
+    return tally
+
+
+def concurrent(args: argparse.Namespace, api_server: str, key: str) -> Tally:
+    """Up to ``--concurrency`` invocations at once, one event each, in no particular order."""
+
+    def one(message: dict[str, Any]) -> tuple[str, float]:
+        outcome = invoke(message["Body"], args, api_server, key)
+        sqs.delete_message(QueueUrl=args.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        return outcome, time.time()
+
+    tally = Tally()
+    running: set[Future[tuple[str, float]]] = set()  # invoking, or waiting for a free one
+    idle_since = time.monotonic()
+    with ThreadPoolExecutor(args.concurrency, thread_name_prefix="invocation") as pool:
+        while tally.handled + len(running) < args.events or running:
+            finished = {f for f in running if f.done()}
+            for future in finished:
+                tally.add(*future.result())
+            running -= finished
+            # as Lambda's SQS poller: batches of up to 10, at most one waiting for an invocation
+            # (so receiving costs about what it does in order: one request per 10 events)
+            wanted = min(10, args.events - tally.handled - len(running))
+            if wanted <= 0 or len(running) >= args.concurrency + 10:
+                if running:
+                    wait(running, return_when=FIRST_COMPLETED)
+                continue
+            messages = sqs.receive_message(
+                QueueUrl=args.queue_url, MaxNumberOfMessages=wanted, WaitTimeSeconds=1
+            ).get("Messages", [])
+            if not messages:
+                if not running and time.monotonic() - idle_since > args.idle_timeout:
+                    break
+                continue
+            idle_since = time.monotonic()
+            tally.first = tally.first or time.time()
+            running |= {pool.submit(one, message) for message in messages}
+    return tally
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--queue-url", required=True)
@@ -160,42 +261,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--results", required=True, help="JSON summary written here")
     parser.add_argument("--idle-timeout", type=float, default=120.0)
     parser.add_argument("--ready-file", help="touched once the clients are built")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="invocations at once (1: one process, in order; N: Lambda's model, no ordering)",
+    )
     args = parser.parse_args(argv)
+    if args.concurrency < 1:
+        parser.error("--concurrency must be >= 1")
     if args.ready_file:
         open(args.ready_file, "w").close()
     api_server, key = os.environ["API_SERVER"], os.environ["NGS360_API_KEY"]
-    outcomes: dict[str, int] = {}
-    handled = 0
-    first = last = 0.0
-    idle_since = time.monotonic()
-    while handled < args.events:
-        messages = sqs.receive_message(
-            QueueUrl=args.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        ).get("Messages", [])
-        if not messages:
-            if time.monotonic() - idle_since > args.idle_timeout:
-                break
-            continue
-        idle_since = time.monotonic()
-        first = first or time.time()
-        for message in messages:
-            try:
-                outcome = handle(
-                    json.loads(message["Body"]), args.bucket, args.prefix, api_server, key
-                )
-            except Exception as error:  # the Lambda fails the invocation; DLQ; next event
-                outcome = f"error: {type(error).__name__}"
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-            handled += 1
-        sqs.delete_message_batch(
-            QueueUrl=args.queue_url,
-            Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
-            ],
-        )
-        last = time.time()
+    serve = in_order if args.concurrency == 1 else concurrent
+    tally = serve(args, api_server, key)
     with open(args.results, "w") as stream:
-        json.dump({"handled": handled, "outcomes": outcomes, "first": first, "last": last}, stream)
+        json.dump(
+            {
+                "handled": tally.handled,
+                "outcomes": tally.outcomes,
+                "first": tally.first,
+                "last": tally.last,
+                "concurrency": args.concurrency,
+            },
+            stream,
+        )
     return 0
 
 

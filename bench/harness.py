@@ -16,14 +16,33 @@ The pieces:
   as possible or at a fixed rate, and records the wall time each event was emitted (EventBridge's
   ``time`` has one-second resolution, so latency is measured from this emission time);
 * :func:`latencies` — emission to callback accepted by the receiver, per event id;
+* :class:`Calls` — the requests each fake saw during one measured run (S3 by method from moto's
+  own count, HealthOmics by operation and throttled ones from the simulator's request log,
+  NGS360 from the receiver), so every system is charged for the same thing the same way;
 * :func:`machine` and :func:`append_section` — the machine, versions and load average, and the
   ``--write`` section appended to ``docs/benchmarks.md``.
+
+The fakes' knobs (:func:`add_fake_arguments`; every one 0/off by default, applied to every
+system a bench runs, so pipeline and baselines face the same services):
+
+* ``--s3-latency S`` — every S3 request waits S seconds in moto's server thread
+  (``bench/moto_server.py``; server-side, so no client can skip or shorten it);
+* ``--omics-latency S`` — every HealthOmics API call waits S seconds in the simulator
+  (``Faults.api_latency``);
+* ``--ngs360-latency S`` — every request to the NGS360 receiver waits S seconds
+  (``Ngs360Receiver.slow``);
+* ``--throttle`` — the simulator enforces the documented HealthOmics TPS quotas
+  (``DEFAULT_TPS_LIMITS``: GetRun, ListRunTasks 10/s, StartReadSetImportJob 5/s, …) and answers
+  ``ThrottlingException`` (429) past them; the pipeline's shared limiter then runs at its
+  default (documented) quotas instead of the lifted ones, the baseline has only botocore's
+  retries.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import platform
 import shlex
@@ -33,7 +52,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -79,10 +100,12 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 API_KEY = "bench-" + "k" * 26
 ROLE = "arn:aws:iam::123456789012:role/OmicsImportRole"
-#: The HealthOmics TPS quotas are lifted for both the pipeline and the baseline: the simulator
-#: does not throttle, and the pipeline's shared limiter is set this high (DESIGN.md §4).
+#: Without ``--throttle`` the HealthOmics TPS quotas are lifted for both the pipeline and the
+#: baseline: the simulator does not throttle, and the pipeline's shared limiter is set this high
+#: (DESIGN.md §4).  With it, the limiter keeps its documented defaults.
 RATE_LIMITS = ["GetRun=1000", "ListRunTasks=1000", "ListTagsForResource=1000"]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
+MOTO_STATS_PATH = "/_bench/requests"  # bench/moto_server.py
 
 
 def _interrupt(signum: int, _frame: FrameType | None) -> None:
@@ -115,6 +138,11 @@ class Fakes:
             )["QueueUrl"]
         )
 
+    def requests(self) -> dict[str, dict[str, int]]:
+        """Requests moto has answered so far: ``{service: {HTTP method: count}}``."""
+        with urllib.request.urlopen(f"{self.aws_url}{MOTO_STATS_PATH}", timeout=10) as answer:
+            return json.loads(answer.read())  # type: ignore[no-any-return]
+
     def queue_depth(self, queue_url: str) -> int:
         attributes = self.client("sqs").get_queue_attributes(
             QueueUrl=queue_url,
@@ -125,7 +153,7 @@ class Fakes:
         )
 
 
-def _start_moto(logs: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _start_moto(logs: Path, s3_latency: float = 0.0) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     with open(logs / "moto.log", "ab") as log:
         process = subprocess.Popen(
@@ -136,6 +164,8 @@ def _start_moto(logs: Path) -> tuple[subprocess.Popen[bytes], str]:
                 "127.0.0.1",
                 "-p",
                 str(port),
+                "--s3-latency",
+                str(s3_latency),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -155,10 +185,24 @@ def _start_moto(logs: Path) -> tuple[subprocess.Popen[bytes], str]:
 class Bench:
     """Owns every resource of one bench command; ``with Bench(...) as bench:``."""
 
-    def __init__(self, database_url: str, redis_url: str, seed: int = 42) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        redis_url: str,
+        seed: int = 42,
+        *,
+        s3_latency: float = 0.0,
+        omics_latency: float = 0.0,
+        ngs360_latency: float = 0.0,
+        throttle: bool = False,
+    ) -> None:
         self.database_url = database_url
         self.redis_url = redis_url
         self.seed = seed
+        self.s3_latency = s3_latency
+        self.omics_latency = omics_latency
+        self.ngs360_latency = ngs360_latency
+        self.throttle = throttle
         self.stack = ExitStack()
         self.databases: list[str] = []
         self.prefixes: list[str] = []
@@ -185,7 +229,7 @@ class Bench:
         self.stack.close()
 
     def _start_fakes(self) -> Fakes:
-        moto, aws_url = _start_moto(self.logs)
+        moto, aws_url = _start_moto(self.logs, self.s3_latency)
         self.stack.callback(_end_process, moto)
         os.environ.update(local_aws_environment(aws_url))
         s3 = boto3.client("s3", endpoint_url=aws_url, region_name="us-east-1")
@@ -198,6 +242,8 @@ class Bench:
             sink=MemorySink(),
             output_store=S3OutputStore(endpoint_url=aws_url),
             output_bucket=output_bucket,
+            api_latency=self.omics_latency,
+            throttle=self.throttle,
         )
         server = SimulatorServer(sim)
         omics_url = server.start()
@@ -230,7 +276,7 @@ class Bench:
             "archive_uri": f"s3://{self.fakes.archive_bucket}/{name}",
             "ngs360_api_url": self.fakes.receiver.url,  # a run passes its own receiver
             "ngs360_api_key": SecretStr(API_KEY),
-            "omics_rate_limits": RATE_LIMITS,
+            "omics_rate_limits": [] if self.throttle else RATE_LIMITS,
             "reconcile_interval": 0.0,
             "outbox_redeliver_after": 600.0,  # a backlog waiting in Redis is not re-published
             "import_sequence_store_id": self.fakes.sim.sequence_store_id,
@@ -242,12 +288,13 @@ class Bench:
         values.update(overrides)
         return Settings(**values)
 
-    def receiver(self, latency: float = 0.0) -> Ngs360Receiver:
+    def receiver(self, latency: float | None = None) -> Ngs360Receiver:
         """A fresh NGS360 receiver (one per measured run: its records are that run's), taking
-        ``latency`` seconds per request (a remote API's round trip)."""
+        ``latency`` seconds per request (a remote API's round trip; default: the bench's
+        ``--ngs360-latency``)."""
         receiver = Ngs360Receiver(API_KEY, auto_register=True)
         receiver.start()
-        receiver.slow(latency)
+        receiver.slow(self.ngs360_latency if latency is None else latency)
         self.stack.callback(receiver.stop)
         return receiver
 
@@ -364,6 +411,55 @@ class Emitter:
 
 
 # --- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Calls:
+    """Requests the fakes answered during one measured run."""
+
+    s3: dict[str, int] = field(default_factory=dict)  # HTTP method -> count
+    omics: Counter[str] = field(default_factory=Counter)  # operation -> calls (throttled too)
+    throttled: Counter[str] = field(default_factory=Counter)  # operation -> 429s
+    ngs360: int = 0
+
+    @property
+    def s3_total(self) -> int:
+        return sum(self.s3.values())
+
+    @property
+    def omics_total(self) -> int:
+        return sum(self.omics.values())
+
+    @property
+    def throttled_total(self) -> int:
+        return sum(self.throttled.values())
+
+
+@dataclass
+class CallsMark:
+    """Where the fakes' counters stood when a run started (see :func:`calls_since`)."""
+
+    moto: dict[str, dict[str, int]]
+    omics: int
+
+
+def calls_mark(fakes: Fakes) -> CallsMark:
+    return CallsMark(fakes.requests(), len(fakes.sim.request_log))
+
+
+def calls_since(fakes: Fakes, mark: CallsMark, receiver: Ngs360Receiver | None = None) -> Calls:
+    """What the fakes answered since ``mark``: S3 from moto's count, HealthOmics from the
+    simulator's request log (append-only), NGS360 from this run's own receiver."""
+    now = fakes.requests().get("s3", {})
+    before = mark.moto.get("s3", {})
+    s3 = {m: n - before.get(m, 0) for m, n in now.items() if n - before.get(m, 0)}
+    records = fakes.sim.request_log.records()[mark.omics :]
+    return Calls(
+        s3=s3,
+        omics=Counter(r.operation for r in records),
+        throttled=Counter(r.operation for r in records if r.error_code == "ThrottlingException"),
+        ngs360=len(receiver.requests) if receiver is not None else 0,
+    )
 
 
 def callback_times(receiver: Ngs360Receiver) -> dict[str, float]:
@@ -602,6 +698,50 @@ def machine(
         "boto3": version("boto3"),
         "moto": version("moto"),
     }
+
+
+def add_fake_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fakes' latency and quota knobs (module docstring); the same for every system."""
+    for name, what in (
+        ("s3", "every S3 request (moto)"),
+        ("omics", "every HealthOmics API call (simulator)"),
+        ("ngs360", "every NGS360 request (receiver)"),
+    ):
+        parser.add_argument(
+            f"--{name}-latency",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help=f"seconds {what} waits, for every system (default 0)",
+        )
+    parser.add_argument(
+        "--throttle",
+        action="store_true",
+        help="the simulator enforces the documented HealthOmics TPS quotas (429 past them); "
+        "the pipeline's limiter keeps its documented defaults",
+    )
+
+
+def bench_from(args: argparse.Namespace) -> Bench:
+    """A :class:`Bench` with the servers, seed and fake knobs from the command line."""
+    return Bench(
+        args.database_url,
+        args.redis_url,
+        seed=args.seed,
+        s3_latency=args.s3_latency,
+        omics_latency=args.omics_latency,
+        ngs360_latency=args.ngs360_latency,
+        throttle=args.throttle,
+    )
+
+
+def fakes_line(args: argparse.Namespace) -> str:
+    """The fakes' knobs, for the printed and written report."""
+    return (
+        f"fakes: S3 +{1000 * args.s3_latency:g} ms, HealthOmics +{1000 * args.omics_latency:g} ms, "
+        f"NGS360 +{1000 * args.ngs360_latency:g} ms per request; HealthOmics quotas "
+        + ("enforced (429 past them)" if args.throttle else "lifted")
+    )
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

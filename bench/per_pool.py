@@ -16,9 +16,16 @@ its last item done:
 
 "events/s if alone" scales a stage's rate by items per event (a run status event owes enrich
 and callback, every event owes archive): the smallest is the pipeline's ceiling on this machine.
+The fakes' knobs are those of ``bench/end_to_end.py`` (``bench/harness.py``): ``--s3-latency``,
+``--omics-latency``, ``--ngs360-latency`` (seconds per request) and ``--throttle`` (HealthOmics
+TPS quotas enforced, the pipeline's limiter at its documented defaults).  Each stage's row also
+gives the S3 requests and HealthOmics calls it made per item and the calls throttled (429).
+
 Figures, not assertions (DESIGN.md §2).  Run::
 
     .venv/bin/python bench/per_pool.py --events 2000 --write
+    .venv/bin/python bench/per_pool.py --events 2000 --s3-latency 0.02 --omics-latency 0.05 \\
+        --ngs360-latency 0.2 --throttle
 
 ``--write`` appends the table, command, date, machine, load average and versions to
 ``docs/benchmarks.md``.  Needs PostgreSQL and Redis (``DATABASE_URL``, ``REDIS_URL``); cleans up
@@ -42,12 +49,17 @@ from sqlalchemy import Engine, func, select
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (
-    Bench,
+    Calls,
     Emitter,
     add_common_arguments,
+    add_fake_arguments,
     append_section,
+    bench_from,
+    calls_mark,
+    calls_since,
     command_line,
     console,
+    fakes_line,
     generate,
     machine,
     usage_delta,
@@ -71,6 +83,7 @@ class StageFigure:
     cpu: float
     rss_mb: float
     per_event: float  # items this stage owes per emitted event
+    calls: Calls | None = None  # requests the fakes answered while this stage ran
 
     @property
     def rate(self) -> float:
@@ -178,6 +191,9 @@ def table(figures: list[StageFigure]) -> Table:
         "events/s if alone",
         "CPU s",
         "CPU ms per item",
+        "S3 req per item",
+        "HealthOmics calls per item",
+        "throttled",
         "peak RSS MB",
     ):
         view.add_column(column, justify="left" if column == "stage" else "right")
@@ -192,13 +208,18 @@ def table(figures: list[StageFigure]) -> Table:
             f"{f.events_rate:,.0f}",
             f"{f.cpu:.1f}",
             f"{1000 * f.cpu / max(f.items, 1):.1f}",
+            f"{f.calls.s3_total / max(f.items, 1):.2f}" if f.calls else "-",
+            f"{f.calls.omics_total / max(f.items, 1):.2f}" if f.calls else "-",
+            f"{f.calls.throttled_total:,}" if f.calls else "-",
             f"{f.rss_mb:.0f}",
             style="bold red" if f is slowest else None,
         )
     view.caption = (
         f"slowest: {slowest.stage} ({slowest.events_rate:,.0f} events/s). Items: events "
         "(poller), outbox rows (archive, enrich, callback, imports), log rows followed (metrics). "
-        "The sweeper runs beside each pool (it re-publishes deferred work)."
+        "The sweeper runs beside each pool (it re-publishes deferred work). S3 requests "
+        "(moto's count) and HealthOmics calls (the simulator's log, 429s included) made while "
+        "the stage ran; throttled: HealthOmics calls answered 429 (only with --throttle)."
     )
     return view
 
@@ -208,10 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=4, help="threads per worker pool")
     parser.add_argument("--timeout", type=float, default=600.0, help="per stage")
+    add_fake_arguments(parser)
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     console.print(f"load average at the start: {os.getloadavg()[0]:.2f}")
-    with Bench(args.database_url, args.redis_url, seed=args.seed) as bench:
+    console.print(fakes_line(args), highlight=False)
+    with bench_from(args) as bench:
         assert bench.fakes is not None
         stream = generate(bench.fakes.sim, args.events)
         receiver = bench.receiver()
@@ -220,23 +243,38 @@ def main(argv: list[str] | None = None) -> int:
         queue = bench.fakes.queue("oe-bench-pools")
         console.print(f"loading {len(stream):,} events into SQS")
         Emitter([queue], bench.fakes.aws_url).send(stream)
+        n = len(stream)
         stack = bench.process_stack(settings, "per-pool")
-        figures = [measure_poller(stack, engine, queue, len(stream), args.timeout)]
+        fakes = bench.fakes
+
+        def counted(measure: Callable[[], StageFigure]) -> StageFigure:
+            mark = calls_mark(fakes)
+            figure = measure()
+            figure.calls = calls_since(fakes, mark)
+            return figure
+
+        figures = [counted(lambda: measure_poller(stack, engine, queue, n, args.timeout))]
         console.print(f"  poller: {figures[-1].rate:,.0f} events/s")
         stack.start_sweeper(every=1.0)  # deferred work (a callback waiting for its predecessor)
         for stage in STAGES:
             figures.append(
-                measure_stage(stack, engine, stage, len(stream), args.concurrency, args.timeout)
+                counted(
+                    lambda stage=stage: measure_stage(
+                        stack, engine, stage, n, args.concurrency, args.timeout
+                    )
+                )
             )
             console.print(f"  {stage}: {figures[-1].rate:,.0f} items/s")
-        figures.append(measure_metrics(stack, engine, len(stream), args.timeout))
+        figures.append(counted(lambda: measure_metrics(stack, engine, n, args.timeout)))
         engine.dispose()
         info = machine(args.database_url, args.redis_url, bench.load_start)
     view = table(figures)
     console.print(view)
     console.print(info)
     if args.write:
-        target = append_section("Per pool", command_line("per_pool.py", argv), info, [view], [])
+        target = append_section(
+            "Per pool", command_line("per_pool.py", argv), info, [view], [fakes_line(args)]
+        )
         console.print(f"appended to {target}")
     return 0
 

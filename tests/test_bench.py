@@ -67,3 +67,68 @@ def test_end_to_end_and_baseline_tiny(
     assert "end to end" in printed and "pipeline / baseline" in printed
     assert "throughput ratio" in printed and "pipeline hops" in printed
     assert "cores" in printed
+
+
+@pytest.mark.slow
+def test_end_to_end_fake_knobs_concurrent_baseline_and_sweep(
+    pg_base_url: str, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every new option wired through at a tiny size: slow fakes and enforced quotas for both
+    systems, a Lambda-style baseline with invocations at once, a one-setting concurrency sweep;
+    each run charged the requests its fakes answered."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        end_to_end = importlib.import_module("end_to_end")
+    finally:
+        sys.path.remove(str(BENCH))
+    args = end_to_end.parser().parse_args(
+        [
+            "--events",
+            "30",
+            "--rate-seconds",
+            "0",
+            "--baseline-concurrency",
+            "3",
+            "--concurrency-sweep",
+            "1",
+            "--sweep-events",
+            "20",
+            "--s3-latency",
+            "0.005",
+            "--omics-latency",
+            "0.005",
+            "--ngs360-latency",
+            "0.005",
+            "--throttle",
+            "--timeout",
+            "180",
+            "--database-url",
+            pg_base_url,
+            "--redis-url",
+            redis_url,
+        ]
+    )
+    results, info = end_to_end.measure(args)
+
+    assert [(r.system, r.mode, r.concurrency) for r in results] == [
+        ("pipeline", "max rate", 4),
+        ("baseline x3", "max rate", 3),
+        ("pipeline", end_to_end.SWEEP, 1),
+    ]
+    for result in results:
+        assert result.lost == 0, result
+        assert 0 < result.callbacks <= result.run_events
+        calls = result.calls
+        assert calls.s3_total > 0  # moto counted this run's archive writes
+        assert calls.omics["GetRun"] > 0  # the simulator logged this run's enrichment
+        assert calls.ngs360 >= result.callbacks  # every accepted callback reached the receiver
+        assert sum(calls.throttled.values()) <= calls.omics_total
+    baseline = results[1]
+    assert sum(baseline.outcomes.values()) == 30  # one invocation per event
+
+    capsys.readouterr()
+    end_to_end.report(results, info, args)
+    printed = capsys.readouterr().out
+    assert "requests to the fakes, per event" in printed
+    assert "scaling: pipeline max rate against threads per pool" in printed
+    assert "baseline x3" in printed and "quotas enforced" in printed

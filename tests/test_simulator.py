@@ -585,6 +585,21 @@ def test_throttling_per_operation(make_sim):
     assert log.counts()["GetRun"] == Counter({200: 1, 429: 1})
 
 
+def test_api_latency_holds_every_operation_but_not_the_health_check(make_sim):
+    """A client that will not wait the latency gets no answer; the simulator's own paths and a
+    patient client do (benches compare systems against a slow HealthOmics with this knob)."""
+    sim, omics, url = make_sim(api_latency=5.0)
+    run_id = sim.add_run(tasks=1)
+    sim.tick()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.get(f"{url}/run/{run_id}", timeout=0.5)
+    assert httpx.get(f"{url}/_simulator/health", timeout=30).json()["ok"] is True
+    sim.set_faults(api_latency=0.0)
+    assert omics.get_run(id=run_id)["id"] == run_id
+    with pytest.raises(ValueError):
+        sim.set_faults(api_latency=-1.0)
+
+
 def test_api_error_injection_and_wire_format(make_sim):
     sim, _omics, url = make_sim()
     raw = httpx.get(f"{url}/run/4242")

@@ -19,12 +19,16 @@ Operations (method, path → operation):
 * ``POST /sequencestore/{sequenceStoreId}/importjobs`` → ListReadSetImportJobs (``filter`` body,
   ``maxResults``/``nextToken`` query)
 
+Every operation first waits ``Faults.api_latency`` seconds (an ``asyncio`` sleep, so concurrent
+calls wait side by side, as they would on the network).
+
 Plus ``GET /_simulator/health``, ``/_simulator/summary`` and ``/_simulator/ground-truth`` for
 readiness checks and for processes that cannot reach the simulator object (docker compose).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -33,6 +37,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from producers.simulator import operations as ops
 from producers.simulator.simulator import Simulator
@@ -63,6 +68,21 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ops.ApiError("ValidationException", "The request body must be a JSON object.")
     return data
+
+
+class _Latency:
+    """Delays every API request (not ``/_simulator/…``) by the simulator's ``api_latency``."""
+
+    def __init__(self, app: ASGIApp, sim: Simulator) -> None:
+        self.app = app
+        self.sim = sim
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/_simulator/"):
+            latency = self.sim.faults.api_latency
+            if latency > 0:
+                await asyncio.sleep(latency)
+        await self.app(scope, receive, send)
 
 
 def build_app(sim: Simulator) -> Starlette:
@@ -203,4 +223,6 @@ def build_app(sim: Simulator) -> Starlette:
         Route("/sequencestore/{sid}/importjobs", list_imports, methods=["POST"]),
         Route("/{rest:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.add_middleware(_Latency, sim=sim)
+    return app

@@ -129,6 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--transient-source-failure-rate", type=_rate, default=0.0)
     faults.add_argument("--permanent-source-failure-rate", type=_rate, default=0.0)
     faults.add_argument("--api-error-rate", type=_rate, default=0.0)
+    faults.add_argument(
+        "--api-latency", type=float, default=0.0, help="seconds every API call waits (round trip)"
+    )
     return p
 
 
@@ -147,6 +150,7 @@ def _faults(args: argparse.Namespace) -> Faults:
         transient_source_failure_rate=args.transient_source_failure_rate,
         permanent_source_failure_rate=args.permanent_source_failure_rate,
         api_error_rate=args.api_error_rate,
+        api_latency=args.api_latency,
     )
 
 

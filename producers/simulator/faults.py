@@ -19,7 +19,9 @@ Knobs:
   ``ServiceQuotaExceededException`` (402).  Always on (it is a real quota), default 5;
 * ``transient_source_failure_rate`` / ``permanent_source_failure_rate``: import sources that fail
   with a message that says "retry" / one that will fail again on every retry;
-* ``api_error_rate``: any API call fails with ``InternalServerException`` (500).
+* ``api_error_rate``: any API call fails with ``InternalServerException`` (500);
+* ``api_latency``: seconds every API call waits before it is answered (a remote service's round
+  trip), so a bench can compare systems against a HealthOmics that is not instant.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Faults:
     transient_source_failure_rate: float = 0.0
     permanent_source_failure_rate: float = 0.0
     api_error_rate: float = 0.0
+    api_latency: float = 0.0
 
     def __post_init__(self) -> None:
         for name in _RATES:
@@ -66,6 +69,8 @@ class Faults:
             raise ValueError("source failure rates add up to more than 1")
         if self.import_quota < 0:
             raise ValueError("import_quota must be >= 0")
+        if self.api_latency < 0:
+            raise ValueError(f"api_latency must be >= 0, got {self.api_latency!r}")
         if isinstance(self.throttle, dict):
             for op, tps in self.throttle.items():
                 if tps <= 0:
