@@ -69,6 +69,8 @@ HELD_TOO_LONG = "held by a worker longer than OUTBOX_REDELIVER_AFTER (worker los
 EARLIER_PROCESS = "published to the in-memory broker of an earlier process"
 
 WorkKey = tuple[str, str]  # (task name, event id)
+#: How many re-published items a sweep's log line names.
+EXAMPLES = 5
 
 
 def publish(app: Celery, items: Sequence[OutboxItem]) -> list[int]:
@@ -217,6 +219,8 @@ class SweepReport:
     published: Counter[str] = field(default_factory=Counter)
     #: overdue work left alone because the broker still holds its message
     still_in_broker: int = 0
+    #: the first few re-published: "stage event-id", for the log line
+    examples: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -231,10 +235,11 @@ class SweepReport:
         lost = ", ".join(
             f"{count} {why}" for why, count in self.published.most_common() if why != OWED
         )
+        named = f" e.g. {', '.join(self.examples)}" if self.examples else ""
         return (
             f"published {self.published[OWED]} owed tasks; re-published {self.republished} "
             f"lost ones{f' ({lost})' if lost else ''}; {self.still_in_broker} overdue still "
-            "in the broker"
+            f"in the broker{named}"
         )
 
 
@@ -268,6 +273,13 @@ def sweep_report(
             store.mark_published(connection, sent)
         report.still_in_broker += len(items) - len(chosen)
         report.published.update(reasons[item_id] for item_id in sent)
+        done = set(sent)
+        report.examples.extend(
+            f"{item.stage} {item.event_id}"
+            for item in chosen
+            if item.id in done and reasons[item.id] != OWED
+        )
+        del report.examples[EXAMPLES:]
         if len(items) < limit or len(sent) < len(chosen):
             break
         last_id = items[-1].id
