@@ -77,9 +77,14 @@ def test_connection_dropped_with_brpop_in_flight_closes_cleanly_and_keeps_the_me
         if received:
             break
     assert len(received) == 1
-    with pytest.raises(TimeoutError):
-        connection.drain_events(timeout=0.2)  # and waits for the next: a BRPOP in flight
+    for _ in range(20):  # and waits for the next one: a BRPOP in flight
+        try:
+            connection.drain_events(timeout=0.2)
+        except TimeoutError:
+            if connection.default_channel._in_poll:
+                break
     assert connection.default_channel._in_poll
+    assert len(received) == 1
 
     proxied_redis.cut()  # the network drops every connection, and Redis is unreachable
     # what Celery's consumer does then (Consumer.on_connection_error_after_connected)
