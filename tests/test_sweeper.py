@@ -94,7 +94,9 @@ def burst_settings(
     )
 
 
-def _burst(burst_settings: Settings, redis_url: str, redis_prefix: str, count: int) -> None:
+def _burst(
+    burst_settings: Settings, redis_url: str, redis_prefix: str, count: int, *, drain: bool
+) -> None:
     app = create_app(burst_settings)
     engine = app.runtime.engine
     assert sweep_report(app).total == 0  # the sweeper runs from the start, as in production
@@ -125,6 +127,8 @@ def _burst(burst_settings: Settings, redis_url: str, redis_prefix: str, count: i
     swept = sweep_report(app, redeliver_after=0)
     assert swept.published == Counter({BROKER_LOST_DATA: count}), swept.summary()
     assert messages_per_work(client, redis_prefix) == expected
+    if not drain:
+        return
 
     with embedded_worker(app, ["archive"], pool="threads", concurrency=4):
         wait_for(
@@ -138,18 +142,20 @@ def _burst(burst_settings: Settings, redis_url: str, redis_prefix: str, count: i
     assert messages_per_work(client, redis_prefix) == Counter()
 
 
+@pytest.mark.slow
 def test_backlog_waiting_in_redis_is_not_republished_and_lost_work_is_once(
     burst_settings: Settings, redis_url: str, redis_prefix: str
 ) -> None:
-    _burst(burst_settings, redis_url, redis_prefix, 2000)
+    _burst(burst_settings, redis_url, redis_prefix, 2000, drain=True)
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)
+@pytest.mark.timeout(600)
 def test_ten_thousand_event_burst_needs_no_republish(
     burst_settings: Settings, redis_url: str, redis_prefix: str
 ) -> None:
-    _burst(burst_settings, redis_url, redis_prefix, 10_000)
+    """The issue's figure; draining it through a worker (5 min here) is the 2,000 test's job."""
+    _burst(burst_settings, redis_url, redis_prefix, 10_000, drain=False)
 
 
 def test_message_held_by_a_worker_is_left_until_it_is_held_too_long(
