@@ -11,8 +11,9 @@ Every pool shares these defaults (DESIGN.md §4):
 * one queue per pool, routed by task name, so ``celery worker -Q archive`` is the archive pool.
 
 With no ``REDIS_URL`` the broker is Celery's in-memory transport and workers run inside the
-process (the embedded default).  With one, the transport is kombu's Redis transport as patched
-in :mod:`workers.broker` (a dropped connection made workers exit).
+process (the embedded default).  With one, ``redis://`` means kombu's Redis transport as patched
+in :mod:`workers.broker` (a dropped connection made workers exit), which
+:func:`workers.app.create_app` installs.
 """
 
 from __future__ import annotations
@@ -27,10 +28,6 @@ from schemas.settings import Settings
 QUEUES: tuple[str, ...] = ("archive", "enrich", "callback", "imports", "metrics")
 #: Prefix of every task name; the suffix is the queue it runs on.
 TASK_PREFIX = "omics_events."
-
-
-#: The transport of ``redis://`` brokers (a string: kombu imports it when it connects).
-REDIS_TRANSPORT = "workers.broker:Transport"
 
 
 def task_name(stage: str) -> str:
@@ -54,8 +51,6 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         transport_options["global_keyprefix"] = settings.redis_key_prefix
     return {
         "broker_url": settings.redis_url or "memory://",
-        # kombu's Redis transport, closing a channel whose connection dropped without dying
-        "broker_transport": REDIS_TRANSPORT if settings.redis_url else None,
         "broker_transport_options": transport_options,
         "broker_connection_retry_on_startup": True,
         "broker_connection_max_retries": None,
@@ -77,9 +72,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_exchange": exchange.name,
         "task_default_routing_key": QUEUES[0],
         "task_create_missing_queues": False,
-        "task_routes": {
-            task_name(name): {"queue": name, "routing_key": name} for name in QUEUES
-        },
+        "task_routes": {task_name(name): {"queue": name, "routing_key": name} for name in QUEUES},
         "task_time_limit": max(60, visibility // 2),
         "task_soft_time_limit": max(30, visibility // 3),
         "timezone": "UTC",

@@ -1,7 +1,9 @@
 """kombu's Redis transport, made to survive a dropped connection (issue 14 item 16).
 
-``celeryconfig`` names :class:`Transport` as ``broker_transport``, so every Celery process (the
-pools, the poller's publisher, Flower) uses it for ``redis://`` URLs.  It is kombu's own
+:func:`install` (called by :func:`workers.app.create_app`) makes ``redis://`` and ``rediss://``
+mean :class:`Transport` in the process, so every Celery process (the pools, the poller's
+publisher, Flower) uses it; the URLs stay ``redis://`` (Flower reads the scheme to find the
+queue lengths, which ``broker_transport = "module:Class"`` would break).  It is kombu's own
 transport with two changes to how a channel closes; everything else is kombu 5.7's.
 
 Why a worker exited when its Redis connection dropped (seen in the ``redis-lost`` drill and
@@ -32,6 +34,7 @@ import logging
 from queue import Empty
 from typing import Any
 
+import kombu.transport
 from kombu.transport import redis as kombu_redis
 
 log = logging.getLogger(__name__)
@@ -66,3 +69,18 @@ class Channel(kombu_redis.Channel):  # type: ignore[misc]
 
 class Transport(kombu_redis.Transport):  # type: ignore[misc]
     Channel = Channel
+
+
+#: This module's transport, as kombu names transports.
+TRANSPORT = f"{__name__}:Transport"
+
+
+def install() -> None:
+    """Make ``redis://`` and ``rediss://`` use :class:`Transport` in this process.
+
+    kombu's alias table is its registry of transports by URL scheme; its cache of resolved
+    names is cleared for them, in case a connection was made before (tests, one-off tools).
+    """
+    for scheme in ("redis", "rediss"):
+        kombu.transport.TRANSPORT_ALIASES[scheme] = TRANSPORT
+        kombu.transport._transport_cache.pop(scheme, None)
