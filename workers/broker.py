@@ -13,8 +13,11 @@ error by ``collect()``-ing the broken connection, then ``close()``-ing it.
 1. ``collect()`` closes the channel.  kombu's ``Channel.close()`` first reads the reply of the
    BRPOP it has in flight, if any (kombu #1733: a message Redis popped for it would otherwise
    be lost).  With the connection gone that read raises; ``close()`` stops half way — the
-   channel not marked closed, its unacknowledged messages not given back — and ``collect()``
-   goes on and drops the transport's ``client`` (the connection's settings).
+   channel not marked closed, its unacknowledged messages not given back — and the error is
+   ignored.  ``collect()`` then closes the transport's other channels; the remote-control
+   mailbox's raises too (deleting its auto-delete queue needs Redis), which ends the loop before
+   it reaches this channel again, and ``collect()`` drops the transport's ``client`` (the
+   connection's settings).
 2. ``close()`` closes the same channel again.  Giving back the unacknowledged messages needs a
    new connection pool, whose parameters kombu reads from that ``client``: ``None`` by now, so
    ``AttributeError: 'NoneType' object has no attribute 'hostname'``.  That is no connection
