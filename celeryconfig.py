@@ -11,7 +11,9 @@ Every pool shares these defaults (DESIGN.md §4):
 * one queue per pool, routed by task name, so ``celery worker -Q archive`` is the archive pool.
 
 With no ``REDIS_URL`` the broker is Celery's in-memory transport and workers run inside the
-process (the embedded default).
+process (the embedded default).  With one, ``redis://`` means kombu's Redis transport as patched
+in :mod:`workers.broker` (a dropped connection made workers exit), which
+:func:`workers.app.create_app` installs.
 """
 
 from __future__ import annotations
@@ -70,9 +72,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_default_exchange": exchange.name,
         "task_default_routing_key": QUEUES[0],
         "task_create_missing_queues": False,
-        "task_routes": {
-            task_name(name): {"queue": name, "routing_key": name} for name in QUEUES
-        },
+        "task_routes": {task_name(name): {"queue": name, "routing_key": name} for name in QUEUES},
         "task_time_limit": max(60, visibility // 2),
         "task_soft_time_limit": max(30, visibility // 3),
         "timezone": "UTC",

@@ -255,17 +255,17 @@ def worker(queue: str, concurrency: int | None, pool_type: str | None) -> None:
     "--redeliver-after",
     type=float,
     default=None,
-    help="Re-publish work published longer ago than this (default: OUTBOX_REDELIVER_AFTER).",
+    help="Re-publish work published longer ago than this that the broker lost "
+    "(default: OUTBOX_REDELIVER_AFTER).",
 )
 def sweep(every: float | None, redeliver_after: float | None) -> None:
-    """Re-publish outbox work that has not finished in time."""
-    from workers import sweep as sweep_outbox
+    """Publish owed outbox work; re-publish what the broker lost (prints why)."""
+    from workers.outbox import sweep_report as sweep_outbox
 
     settings = _settings()
     app = _ready_app(settings)
     if every is None:
-        count = sweep_outbox(app, redeliver_after=redeliver_after)
-        console.print(f"re-published {count} tasks")
+        console.print(sweep_outbox(app, redeliver_after=redeliver_after).summary())
         return
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -74,6 +74,8 @@ class OutboxItem:
     event_id: str
     stage: str
     publish_count: int
+    #: when it was last published; None while owed (never published, or deferred)
+    published_at: datetime | None = None
 
 
 def _lock_for_append(connection: Connection) -> None:
@@ -378,19 +380,31 @@ def pending_for(
 
 
 def claim_due(
-    connection: Connection, *, redeliver_after: timedelta, limit: int = 500
+    connection: Connection,
+    *,
+    redeliver_after: timedelta,
+    limit: int = 500,
+    after_id: int = 0,
 ) -> list[OutboxItem]:
-    """Unfinished work that is due and that nobody is (still) handling.
+    """Unfinished, due work that may need publishing, in id order from ``after_id``.
 
     Due means: ``not_before`` has passed, and either it was never published (and its producer
-    had the grace period to do so), or it was published longer ago than ``redeliver_after``.
-    On PostgreSQL concurrent sweepers skip each other's rows (``FOR UPDATE SKIP LOCKED``).
+    had the grace period to do so), or it was deferred and is due again, or it was published
+    longer ago than ``redeliver_after`` (``published_at`` set: whether its message is really
+    gone is the sweeper's question to the broker, workers/outbox.py).  On PostgreSQL concurrent
+    sweepers skip each other's rows (``FOR UPDATE SKIP LOCKED``).
     """
     now = utcnow()
     grace = min(UNPUBLISHED_GRACE, redeliver_after)
     query = (
-        select(outbox.c.id, outbox.c.event_id, outbox.c.stage, outbox.c.publish_count)
-        .where(outbox.c.done_at.is_(None), outbox.c.not_before <= now)
+        select(
+            outbox.c.id,
+            outbox.c.event_id,
+            outbox.c.stage,
+            outbox.c.publish_count,
+            outbox.c.published_at,
+        )
+        .where(outbox.c.done_at.is_(None), outbox.c.not_before <= now, outbox.c.id > after_id)
         .where(
             or_(
                 and_(outbox.c.published_at.is_(None), outbox.c.created_at <= now - grace),
@@ -403,7 +417,23 @@ def claim_due(
     )
     if connection.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    return [OutboxItem(*row) for row in connection.execute(query)]
+    return [
+        OutboxItem(item_id, event_id, stage, count, as_utc(published) if published else None)
+        for item_id, event_id, stage, count, published in connection.execute(query)
+    ]
+
+
+def has_overdue(connection: Connection, *, redeliver_after: timedelta) -> bool:
+    """Whether any unfinished work was published longer ago than ``redeliver_after``: only then
+    is the broker worth asking what it still holds."""
+    now = utcnow()
+    query = (
+        select(outbox.c.id)
+        .where(outbox.c.done_at.is_(None), outbox.c.not_before <= now)
+        .where(outbox.c.published_at <= now - redeliver_after)
+        .limit(1)
+    )
+    return connection.execute(query).first() is not None
 
 
 def unfinished_count(connection: Connection) -> int:

@@ -186,7 +186,8 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=_env("OUTBOX_REDELIVER_AFTER"),
         description="Seconds after which the sweeper re-publishes outbox work that was "
-        "published but has not finished (lost broker, killed worker).",
+        "published but has not finished, if the broker lost it: no message waiting in Redis, "
+        "nor held by a worker for less than this (lost broker, killed worker).",
     )
     sweep_interval: float = Field(
         default=30.0,

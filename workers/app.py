@@ -12,7 +12,7 @@ from celery import Celery
 
 import celeryconfig
 from schemas.settings import Settings, load_settings
-from workers import archive, callback, enrich, imports, metrics
+from workers import archive, broker, callback, enrich, imports, metrics
 from workers.outbox import publish_unpublished
 from workers.runtime import Runtime
 from workers.tasks import StageFunction, register_stage
@@ -28,6 +28,8 @@ STAGES: dict[str, StageFunction] = {
 
 def create_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
+    if settings.redis_url:
+        broker.install()  # kombu's Redis transport, made to survive a dropped connection
     app = Celery("omics_events", set_as_current=False)
     app.conf.update(celeryconfig.celery_config(settings))
     app.runtime = Runtime(settings)  # type: ignore[attr-defined]

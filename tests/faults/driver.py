@@ -14,6 +14,8 @@ environment variables.  Around them, on loopback:
   can be simulated without stopping a server other tests are using (the checks read it
   directly);
 * Redis is a private ``redis-server`` of the drill, so it can be killed and come back empty;
+  the stack reaches it through a ``FaultProxy`` too, so its connections can be cut (a network
+  blip: every connection closed, new ones refused) while the server and its data stay;
 * the HealthOmics simulator emits into the drill's own SQS queue and answers the workers' API
   calls; the NGS360 receiver takes the callbacks.
 
@@ -91,6 +93,7 @@ class Drill:
     sim: Simulator
     receiver: Ngs360Receiver
     redis: RedisServer
+    redis_proxy: FaultProxy
     pg_proxy: FaultProxy
     cloudwatch_proxy: FaultProxy
     sqs: Any
@@ -404,6 +407,8 @@ def build_drill(
 
         redis = RedisServer(free_port(), log_dir / "redis.log").start()
         stack.callback(redis.stop)
+        redis_proxy = FaultProxy(f"tcp://127.0.0.1:{redis.port}").start()
+        stack.callback(redis_proxy.stop)
         pg = make_url(pg_url)
         pg_proxy = FaultProxy(f"tcp://{pg.host or '127.0.0.1'}:{pg.port or 5432}").start()
         stack.callback(pg_proxy.stop)
@@ -432,7 +437,7 @@ def build_drill(
             "database_url": pg.set(port=pg_proxy.port, host="127.0.0.1").render_as_string(
                 hide_password=False
             ),
-            "redis_url": redis.url,
+            "redis_url": f"redis://127.0.0.1:{redis_proxy.port}/0",
             "redis_key_prefix": unique("oe-faults-") + ":",
             "archive_uri": f"s3://{archive}/{ARCHIVE_PREFIX}",
             "ngs360_api_url": receiver.url,
@@ -469,6 +474,7 @@ def build_drill(
             sim=sim,
             receiver=receiver,
             redis=redis,
+            redis_proxy=redis_proxy,
             pg_proxy=pg_proxy,
             cloudwatch_proxy=cloudwatch_proxy,
             sqs=sqs,

@@ -50,6 +50,9 @@ def _fault_figures(row: dict[str, Any]) -> str:
     keys = (
         "exit_code",
         "redis_keys_lost",
+        "connections_killed",
+        "network_blips",
+        "sweeper_republished",
         "sqs_backlog_at_restore",
         "callbacks_refused",
         "throttled_calls",

@@ -112,6 +112,72 @@ def redis_evidence(drill: Drill) -> list[str]:
     return []
 
 
+#: How long, and how often, the Redis connections are dropped under the stream.
+DROPS_FOR = 12.0
+DROP_EVERY = 0.4
+BLIP = 0.5  # every third drop is a network blip: connections cut and refused for this long
+
+
+def redis_connections_dropped(drill: Drill) -> None:
+    """Connections to Redis dropped again and again while events flow, Redis and its data kept:
+    ``CLIENT KILL`` of every client but our own (the server drops them: a BRPOP, maybe with a
+    message in its reply, acks, publishes, the poller's and the sweeper's clients), and every
+    third time a blip of the proxy in front of it (connections cut, new ones refused for
+    ``BLIP`` s: what a worker closing its channel meets).  Nothing may be lost or run twice,
+    and no process may exit."""
+    drill.notes["restarts_before"] = {n: u.restarts for n, u in drill.stack.usage().items()}
+    drill.notes["republished_before"] = _republished(drill)
+    client = redis_lib.Redis.from_url(drill.redis.url)
+    killed = blips = rounds = 0
+    deadline = time.monotonic() + DROPS_FOR
+    try:
+        while time.monotonic() < deadline:
+            rounds += 1
+            if rounds % 3 == 0:
+                drill.redis_proxy.cut()
+                time.sleep(BLIP)
+                drill.redis_proxy.restore()
+                blips += 1
+            else:
+                for kind in ("normal", "pubsub"):
+                    killed += int(
+                        client.execute_command("CLIENT", "KILL", "TYPE", kind, "SKIPME", "yes")
+                    )
+            time.sleep(DROP_EVERY)
+    finally:
+        drill.redis_proxy.restore()
+        client.close()
+    drill.notes["connections_killed"] = killed
+    drill.notes["network_blips"] = blips
+
+
+def _republished(drill: Drill) -> int:
+    """Re-publishes the sweeper logged so far (each log line counts what it re-sent)."""
+    total = 0
+    for line in (drill.stack.log("sweeper") + drill.stack.log("poller")).splitlines():
+        if "sweeper: published" in line and "re-published" in line:
+            with contextlib.suppress(ValueError, IndexError):
+                total += int(line.split("re-published ", 1)[1].split(" ", 1)[0])
+    return total
+
+
+def redis_drops_evidence(drill: Drill) -> list[str]:
+    problems = []
+    if not drill.notes.get("connections_killed"):
+        problems.append("no Redis connection was killed")
+    before = drill.notes.pop("restarts_before", {})
+    exited = sorted(
+        name
+        for name, usage in drill.stack.usage().items()
+        if usage.restarts != before.get(name, 0) or not drill.stack.running(name)
+    )
+    if exited:
+        problems.append(f"processes exited when their Redis connections dropped: {exited}")
+    republished = _republished(drill) - drill.notes.pop("republished_before", 0)
+    drill.notes["sweeper_republished"] = republished
+    return problems
+
+
 def postgres_down(drill: Drill) -> None:
     drill.pg_proxy.cut()
     time.sleep(PG_OUTAGE)
@@ -266,6 +332,13 @@ SCENARIOS = [
         "Redis killed and restarted empty (no RDB, no AOF)",
         redis_lost,
         redis_evidence,
+    ),
+    Scenario(
+        "redis-connections-dropped",
+        f"Redis connections dropped every {DROP_EVERY} s for {DROPS_FOR:.0f} s "
+        f"(CLIENT KILL; every third a {BLIP} s network cut)",
+        redis_connections_dropped,
+        redis_drops_evidence,
     ),
     Scenario(
         "postgres-down",
