@@ -72,7 +72,7 @@ def test_unsafe_event_ids_are_dead_letters_and_nothing_is_written(
         for entry in entries:
             store.append(connection, entry, ["archive"])
     archive = app.tasks[task_name("archive")]
-    outcomes = {entry.event_id: archive.apply(args=[entry.event_id]).get() for entry in entries}
+    outcomes = {entry.event_id: archive.apply(args=[entry.event_id]).result for entry in entries}
 
     assert outcomes == {**dict.fromkeys(UNSAFE_IDS, "dead-lettered"), "good-event": "archived"}
     with engine.connect() as connection:
