@@ -40,8 +40,9 @@ from producers.replay import open_source, replay
 from producers.simulated_day import simulated_day_events
 from schemas.parsing import ParsedEvent, canonical_json, parse_event
 from schemas.settings import Settings
+from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches, s3_keys
 from tests.conftest import REPO, unique
-from workers import alerts, create_app, embedded_worker, metrics
+from workers import alerts, archive, create_app, embedded_worker, metrics
 from workers.storage import raw_key
 
 PREFIX = "omics-run-events"
@@ -357,11 +358,11 @@ def test_replay_from_the_s3_archive_after_losing_the_database(
         intake = Intake(app)
         for start in range(0, len(raws), 100):
             intake.submit(raws[start : start + 100])
-        wait_for(
-            lambda: count(engine, events, events.c.detail_type == "Event Archived")
-            == len(expected),
-            what="the archive pool",
-        )
+        wait_for(lambda: archived_count(engine) == len(expected), what="the archive pool")
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)  # events (and facts, if any) in batch objects, each exactly once
+    assert sorted(event_ids(batches)) == sorted(p.event_id for p in expected)
+    assert not [key for key in s3_keys(s3, bucket, PREFIX) if "/raw/" in key]
     before = checksum_of(engine)
     url = pipeline_settings.database_url
     engine.dispose()
@@ -384,7 +385,7 @@ def test_replay_from_the_s3_archive_after_losing_the_database(
             name: seq
             for name, seq in connection.execute(select(log_cursors.c.name, log_cursors.c.last_seq))
         }
-    assert positions == {metrics.CURSOR: top, alerts.CURSOR: top}
+    assert positions == {metrics.CURSOR: top, alerts.CURSOR: top, archive.CURSOR: top}
     settings = pipeline_settings.model_copy(update={"metrics_namespace": unique("Replay")})
     runtime = create_app(settings).runtime
     runtime.use_engine(restored)
