@@ -16,10 +16,13 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import func, select
 
-from eventlog import store
+from celeryconfig import task_name
+from eventlog import cursors, store
+from eventlog.entries import LogEntry
 from eventlog.tables import dead_letters, events
 from producers.intake import Intake
 from schemas.flatten import unflatten
+from schemas.parsing import parse_event
 from schemas.settings import Settings
 from tests.archive_batches import (
     archived_count,
@@ -34,7 +37,8 @@ from tests.factories import as_bytes, run_event
 from tests.fault_proxy import FaultProxy
 from tests.malformed_corpus import MALFORMED
 from workers import create_app, embedded_worker, sweep
-from workers.storage import BATCH_SUFFIX, flattened_key
+from workers.archive import CURSOR, ArchiveFollower, archived_through
+from workers.storage import BATCH_SUFFIX, batch_range, flattened_key
 
 PREFIX = "omics-run-events"
 
@@ -115,6 +119,63 @@ def test_legacy_flattened_objects_for_run_events_when_asked(
     assert s3.head_object(Bucket=bucket, Key=legacy)["ServerSideEncryption"] == "AES256"
     flat = json.loads(s3.get_object(Bucket=bucket, Key=legacy)["Body"].read())
     assert unflatten(flat) == event
+
+
+def test_s3_outage_keeps_the_range_pending_and_the_retry_overwrites_the_same_key(
+    pipeline_settings: Settings,
+    aws_env: str,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = FaultProxy(aws_env).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    settings = pipeline_settings.model_copy(update={"aws_max_attempts": 1})
+    app = create_app(settings)
+    engine = app.runtime.engine
+    follower = ArchiveFollower(app.runtime)
+    intake = Intake(app, publish=False)
+    try:
+        first = [run_event() for _ in range(3)]
+        intake.submit(first)
+        proxy.cut()
+        assert follower.run_once() == 0  # the put failed: nothing moves …
+        assert follower.stats.failures == 1
+        with engine.connect() as connection:
+            cursor = cursors.read(connection, CURSOR)
+        assert cursor is not None and cursor.last_seq == 0
+        pending = cursor.state["pending"]
+        later = [run_event() for _ in range(2)]
+        intake.submit(later)  # … and the intake never waited for S3
+        assert follower.run_once() == 0  # still down: the same range, tried again
+        proxy.restore()
+        assert follower.run_once() == 3  # exactly the pending range, not the later events
+        assert follower.run_once() == 2
+    finally:
+        proxy.stop()
+    follower.close()
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)
+    after = (pending[1] + 1, pending[1] + 2)
+    assert [batch_range(key) for key in batches] == [tuple(pending), after]
+    assert event_ids(batches) == [e["id"] for e in first + later]
+    with engine.connect() as connection:
+        assert archived_through(connection) == pending[1] + 2
+        assert "pending" not in (cursors.read(connection, CURSOR) or cursor).state
+
+
+def test_a_leftover_archive_outbox_row_is_finished_without_writing(
+    backend: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """An ``archive`` row owed before batches (an upgraded database) is only marked done."""
+    app = create_app(make_settings(database_url=backend, archive_uri=f"file://{tmp_path}/a"))
+    event = run_event()
+    with app.runtime.engine.begin() as connection:
+        store.append(connection, LogEntry.from_parsed(parse_event(as_bytes(event))), ["archive"])
+    assert app.tasks[task_name("archive")].apply(args=[event["id"]]).get() == "batched"
+    with app.runtime.engine.connect() as connection:
+        assert store.is_done(connection, event["id"], "archive")
+    assert not (tmp_path / "a").exists()
 
 
 def test_kms_encryption_when_configured(

@@ -234,7 +234,7 @@ class ArchiveFollower:
                 connection,
                 CURSOR,
                 self.owner,
-                last_seq=rows[-1].seq,
+                last_seq=max(rows[-1].seq, cursor.last_seq),
                 last_dead_letter_id=cursor.last_dead_letter_id,
                 emitted=len(rows),
                 state={"batches": int(cursor.state.get("batches", 0)) + 1},
