@@ -284,9 +284,27 @@ def _missing(engine: Engine, batch: list[Item]) -> list[Item]:
     return [item for item in batch if item.event_id not in present]
 
 
+#: Events a batch object is counted as when items are grouped (``ARCHIVE_BATCH_EVENTS``'s
+#: default): a batch of the replay holds ``batch`` events, whatever the objects hold.
+EVENTS_PER_BATCH_OBJECT = 1000
+
+
+def _weight(item: Item) -> int:
+    return EVENTS_PER_BATCH_OBJECT if item.key.endswith(BATCH_SUFFIX) else 1
+
+
 def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    """Consecutive items holding about ``size`` events each (a batch object counts as many)."""
+    chunk: list[Item] = []
+    weight = 0
+    for item in items:
+        chunk.append(item)
+        weight += _weight(item)
+        if weight >= size:
+            yield chunk
+            chunk, weight = [], 0
+    if chunk:
+        yield chunk
 
 
 def replay(
@@ -339,7 +357,8 @@ def replay(
             report.listed = len(items)
             if progress is not None:
                 progress.advance(len(items))
-            if preparers.processes and len(items) <= batch:  # not worth a process: a thread
+            small = sum(map(_weight, items)) <= batch
+            if preparers.processes and small:  # not worth a process: a thread
                 preparers.close(wait=False)
                 preparers = Preparers(0)
         except BaseException:

@@ -436,6 +436,36 @@ def test_replay_window_skips_whole_days_and_bounds_by_event_time(
     assert listed == sum(1 for p in expected if p.time.date() == days[1]) < len(expected)
 
 
+def test_replay_of_archive_batches_in_worker_processes_gives_the_same_checksum(
+    make_pg: Callable[[], str],
+    make_settings: Callable[..., Settings],
+    sqlite_url: str,
+    omics_cli: Any,
+    tmp_path: Path,
+) -> None:
+    """A folder of batch objects, as the archive pool writes them, read by the replay's worker
+    processes (many objects, a small --batch): the same checksum on PostgreSQL and SQLite."""
+    raws = simulated_day_events(3000, seed=22)
+    root = tmp_path / "archive" / PREFIX
+    settings = make_settings(
+        database_url=make_pg(), archive_uri=f"file://{root}", archive_batch_events=100
+    )
+    app = create_app(settings)
+    reference = checksum_of(ingest(settings, raws))
+    app.runtime.use_engine(create_db_engine(settings.database_url))
+    follower = archive.ArchiveFollower(app.runtime)
+    while follower.run_once():
+        pass
+    follower.close()
+    objects = sorted(root.rglob("*.jsonl.gz"))
+    assert len(objects) > 10 and all("batches/dt=" in p.as_posix() for p in objects)
+    for url in (sqlite_url, make_pg()):
+        result = omics_cli(url, "replay", str(root), "--batch", "250", "--processes", "2")
+        assert printed_checksum(result) == reference.digest
+        omics_cli(url, "rebuild", "--check")
+        assert count(create_db_engine(url), events) == len(unique_events(raws))
+
+
 # --- (c) interrupted and resumed ------------------------------------------------------------
 
 
