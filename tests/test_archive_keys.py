@@ -144,3 +144,12 @@ def test_a_full_disk_leaves_no_temporary_file(
     with pytest.raises(OSError, match="No space"):
         archive.put("raw/2026/12/04/e-1.json", b"{}")
     assert _files(tmp_path) == set()
+
+
+def test_a_folder_archive_names_its_own_location(tmp_path: Path) -> None:
+    """The demo prints ``archive.location(archive.prefix)``: a folder archive's prefix is empty,
+    which used to raise UnsafeKey at the end of ``ARCHIVE_URI=file://… make demo``."""
+    archive = FolderArchive(root=tmp_path / "lake", prefix="")
+    assert archive.location(archive.prefix) == (tmp_path / "lake").resolve().as_uri()
+    with pytest.raises(UnsafeKey):
+        archive.put("", b"{}")  # the location is not a key: nothing is written there

@@ -207,6 +207,8 @@ class FolderArchive:
                 yield path.relative_to(self.root).as_posix()
 
     def location(self, key: str) -> str:
+        if not key:  # the archive itself (a folder archive's prefix is empty)
+            return self.root.resolve().as_uri()
         return self.path(key).as_uri()
 
 
