@@ -17,7 +17,7 @@ command                            process
                                    dead-lettered callback they select, in order per run
 ``omics-events receiver``          a local NGS360 callback endpoint (demo, compose)
 ``omics-events imports``           read-set import jobs and sources (``--failed``)
-``omics-events metrics``           where the metrics and alerts followers are (``--flush``)
+``omics-events metrics``           where the metrics, alerts and archive followers are
 ``omics-events rebuild``           refold the projections from the log, print their checksum
                                    (``--check``: compare, write nothing)
 ``omics-events replay SOURCE``     archived events (S3, folder, file) back into the log
@@ -148,7 +148,9 @@ def send(files: tuple[str, ...], wait: bool | None, timeout: float) -> None:
         pending = 0
         if wait:
             ids = [o.event_id for o in report.outcomes if o.event_id and o.verdict != "rejected"]
-            pending = wait_until_done(app.runtime.engine, ids, timeout)
+            pending = wait_until_done(
+                app.runtime.engine, ids, timeout, archived=settings.embedded
+            )
     table = Table(title="send")
     for column in ("accepted", "duplicate", "rejected", "published", "pending"):
         table.add_column(column, justify="right")
@@ -694,7 +696,9 @@ def imports_command(failed: bool, limit: int) -> None:
 @cli.command("metrics")
 @click.option("--flush", is_flag=True, help="Run one metrics and alerts pass in this process.")
 def metrics_command(flush: bool) -> None:
-    """How far the metrics pool (CloudWatch) and the alerts have followed the log."""
+    """How far the metrics pool (CloudWatch), the alerts and the archive pool have followed the
+    log."""
+    from workers.archive import archive_status
     from workers.metrics import ObserverLoop, metrics_status
 
     settings = _settings()
@@ -703,6 +707,7 @@ def metrics_command(flush: bool) -> None:
         ObserverLoop(app.runtime).flush()
     with app.runtime.engine.connect() as connection:
         status = metrics_status(connection)
+        archive = archive_status(connection)
     view = Table(title=f"metrics (namespace {settings.metrics_namespace})")
     for column in ("follower", "at log seq", "behind", "emitted", "dropped", "lease holder"):
         view.add_column(column)
@@ -717,6 +722,15 @@ def metrics_command(flush: bool) -> None:
             str(cursor.get("dropped", 0)),
             str(cursor.get("owner") or ""),
         )
+    at = int(archive["archived_through"])
+    view.add_row(
+        f"archive ({archive['batches']} batches)",
+        str(at),
+        str(archive["log_seq"] - at),
+        str(archive["archived_rows"]),
+        "pending " + "-".join(map(str, archive["pending"])) if archive["pending"] else "",
+        str(archive["owner"] or ""),
+    )
     console.print(view)
 
 

@@ -7,15 +7,17 @@ its last item done:
 
 * **poller** — SQS → log + outbox + Celery publish (events/s, from the first to the last
   ``received_at``);
-* **archive**, **enrich**, **callback**, **imports** — its outbox rows (published to its Redis
-  queue by the stage before) until all are done (items/s); the callback rows appear only once
-  enrich has run, which is why the stages go in this order;
-* **metrics** — the CloudWatch follower's cursor to the end of the log (log rows/s; it flushes
-  every ``METRICS_FLUSH_INTERVAL``, 1 s here), timed from the process start (start-up
-  included: the follower starts before the worker answers a ping), so a lower bound.
+* **enrich**, **callback**, **imports** — its outbox rows (published to its Redis queue by the
+  stage before) until all are done (items/s); the callback rows appear only once enrich has
+  run, which is why the stages go in this order;
+* **archive**, **metrics** — the log followers: the archive's (batch objects) and the
+  CloudWatch follower's cursor to the end of the log (log rows/s, events and facts; they write
+  every ``ARCHIVE_BATCH_SECONDS`` / ``METRICS_FLUSH_INTERVAL``), timed from the process start
+  (start-up included: a follower starts before the worker answers a ping), so a lower bound.
 
 "events/s if alone" scales a stage's rate by items per event (a run status event owes enrich
-and callback, every event owes archive): the smallest is the pipeline's ceiling on this machine.
+and callback; the followers read every log row): the smallest is the pipeline's ceiling on
+this machine.
 The fakes' knobs are those of ``bench/end_to_end.py`` (``bench/harness.py``): ``--s3-latency``,
 ``--omics-latency``, ``--ngs360-latency`` (seconds per request) and ``--throttle`` (HealthOmics
 TPS quotas enforced, the pipeline's limiter at its documented defaults).  Each stage's row also
@@ -72,7 +74,7 @@ from eventlog.db import create_db_engine
 from eventlog.tables import events, outbox
 from producers.stack import ProcessStack
 
-STAGES = ("archive", "enrich", "callback", "imports")
+STAGES = ("enrich", "callback", "imports")
 
 
 @dataclass
@@ -160,24 +162,30 @@ def measure_stage(
     return StageFigure(stage, total, seconds, cpu, rss, total / n)
 
 
-def measure_metrics(stack: ProcessStack, engine: Engine, n: int, timeout: float) -> StageFigure:
+#: The log followers: pool → the cursor it moves.
+FOLLOWERS = {"archive": "archive", "metrics": "cloudwatch"}
+
+
+def measure_follower(
+    stack: ProcessStack, engine: Engine, pool: str, n: int, timeout: float
+) -> StageFigure:
     with engine.connect() as connection:
         top, rows = connection.execute(select(func.max(events.c.seq), func.count())).one()
     # the follower starts with the worker, before it answers a ping: timed from the start
     before = usage_snapshot(stack)
     started = time.monotonic()
-    name = stack.start_pool("metrics", concurrency=1)
+    name = stack.start_pool(pool, concurrency=1)
 
     def caught_up() -> bool:
         with engine.connect() as connection:
-            cursor = cursors.read(connection, "cloudwatch")
+            cursor = cursors.read(connection, FOLLOWERS[pool])
         return cursor is not None and cursor.last_seq >= top
 
-    _wait(caught_up, timeout, "metrics")
+    _wait(caught_up, timeout, pool)
     seconds = time.monotonic() - started
     cpu, rss = usage_delta(before, stack.usage())[name]
     stack.stop(name)
-    return StageFigure("metrics", int(rows), seconds, cpu, rss, int(rows) / n)
+    return StageFigure(pool, int(rows), seconds, cpu, rss, int(rows) / n)
 
 
 def table(figures: list[StageFigure]) -> Table:
@@ -265,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             console.print(f"  {stage}: {figures[-1].rate:,.0f} items/s")
-        figures.append(counted(lambda: measure_metrics(stack, engine, n, args.timeout)))
+        for pool in FOLLOWERS:
+            figures.append(
+                counted(
+                    lambda pool=pool: measure_follower(stack, engine, pool, n, args.timeout)
+                )
+            )
+            console.print(f"  {pool}: {figures[-1].rate:,.0f} log rows/s")
         engine.dispose()
         info = machine(args.database_url, args.redis_url, bench.load_start)
     view = table(figures)

@@ -6,13 +6,15 @@ What it measures, for each size N:
   reordering and archive replays on; :mod:`producers.simulated_day`) parsed and inserted
   straight into ``events`` in batches (no folds: the log only), then ``VACUUM ANALYZE`` (as
   autovacuum would have done to a lab's log long before), and the same events written as a
-  folder archive in the archive pool's layout (``raw/YYYY/MM/DD/{id}.json``); before each
-  timed phase, a ``CHECKPOINT`` and a ``sync`` (:func:`settle`);
+  folder archive: ``--layout batches`` (the default) by the archive pool's own follower
+  (:class:`workers.archive.ArchiveFollower`, gzip JSON-lines objects of 1,000 log rows),
+  ``--layout per-event`` as archives before issue 15 (``raw/YYYY/MM/DD/{id}.json``); before
+  each timed phase, a ``CHECKPOINT`` and a ``sync`` (:func:`settle`);
 * **rebuild** — ``eventlog.rebuild.rebuild``: the whole log folded into scratch, swapped into
   the live projection tables, checksummed (events of the log per second);
 * **check** — ``rebuild --check``: fold into scratch and compare with the live tables;
 * **replay** — ``producers.replay.replay`` from that folder into an empty database: list, then
-  read and parse in worker processes and append with ``COPY`` (objects per second), then the
+  read and parse in worker processes and append with ``COPY`` (events per second), then the
   rebuild it ends with, reported apart and in total.  ``--replays K`` appends K times, each
   into a new database, and reports the median: on a shared virtual disk the same append has
   taken 72 to 106 s at 1M (the disk's latency, not the CPU: PostgreSQL waits on WAL syncs).
@@ -60,6 +62,7 @@ from producers.simulated_day import simulated_day  # noqa: E402
 from schemas.parsing import ParsedEvent, canonical_json, parse_event  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
 from workers import create_app  # noqa: E402
+from workers.archive import ArchiveFollower  # noqa: E402
 from workers.storage import raw_key  # noqa: E402
 
 console = Console(width=160)
@@ -116,7 +119,20 @@ def settle(base_url: str) -> None:
     os.sync()
 
 
-def load(url: str, total: int, archive: Path) -> tuple[int, float]:
+def write_batches(url: str, archive: Path) -> float:
+    """The log as the archive pool writes it: batch objects in a folder archive; seconds."""
+    started = time.perf_counter()
+    settings = Settings(database_url=url, archive_uri=f"file://{archive}")
+    app = create_app(settings)
+    follower = ArchiveFollower(app.runtime)
+    while follower.run_once():
+        pass
+    follower.close()
+    app.runtime.close()
+    return time.perf_counter() - started
+
+
+def load(url: str, total: int, archive: Path, layout: str) -> tuple[int, float]:
     """Generate, parse, insert into ``events`` (no folds) and write the folder archive."""
     engine = create_db_engine(url)
     started = time.perf_counter()
@@ -145,9 +161,10 @@ def load(url: str, total: int, archive: Path) -> tuple[int, float]:
                     "payload": entry.payload,
                 }
             )
-            path = archive / raw_key("", parsed.event_id, parsed.time)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(canonical_json(parsed.payload))
+            if layout == "per-event":
+                path = archive / raw_key("", parsed.event_id, parsed.time)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(canonical_json(parsed.payload))
         with engine.begin() as connection:
             for start in range(0, len(rows), 5000):
                 connection.execute(statement, rows[start : start + 5000])
@@ -157,6 +174,8 @@ def load(url: str, total: int, archive: Path) -> tuple[int, float]:
     # visibility map, statistics); without this the rebuild below races autovacuum's first pass
     with _admin(url) as admin:
         admin.execute("VACUUM ANALYZE events")
+    if layout == "batches":
+        console.print(f"  archive batches written in {write_batches(url, archive):.1f}s")
     return len(seen), time.perf_counter() - started
 
 
@@ -166,18 +185,31 @@ def replay_once(base_url: str, archive: Path, unique: int, names: list[str]) -> 
     settle(base_url)
     report = replay(app, open_source(str(archive), s3_client=lambda: None), rebuild_after=False)
     assert report.appended == unique and not report.interrupted, report
-    console.print(f"  replay (append): {report.seconds:.1f}s, {report.rate:,.0f} objects/s")
+    console.print(
+        f"  replay (append): {report.seconds:.1f}s, {_rate(report):,.0f} events/s "
+        f"({report.fetched:,} objects)"
+    )
     app.runtime.close()
     return report
 
 
+def _rate(report: ReplayReport) -> float:
+    """Events appended per second (an object holds one event, or a batch of them)."""
+    return report.appended / report.seconds if report.seconds > 0 else 0.0
+
+
 def measure(
-    base_url: str, total: int, names: list[str], workdir: Path, replays: int = 1
+    base_url: str,
+    total: int,
+    names: list[str],
+    workdir: Path,
+    replays: int = 1,
+    layout: str = "batches",
 ) -> Figures:
     console.rule(f"{total:,} events")
     archive = workdir / f"archive-{total}"
     log_url = _database(base_url, names)
-    unique, load_s = load(log_url, total, archive)
+    unique, load_s = load(log_url, total, archive, layout)
     console.print(f"  load: {load_s:.1f}s")
 
     engine = create_db_engine(log_url)
@@ -212,12 +244,12 @@ def measure(
         check_s=checked.seconds,
         check_rate=check_rate,
         replay_s=middle.seconds,
-        replay_rate=middle.rate,
+        replay_rate=_rate(middle),
         replay_rebuild_s=again.seconds,
         replay_total_rate=unique / total_s,
         checksum_equal=again.checksum == rebuilt.checksum,
         rows=rebuilt.rows,
-        replay_rates=[r.rate for r in reports],
+        replay_rates=[_rate(r) for r in reports],
     )
 
 
@@ -230,7 +262,7 @@ def table(results: list[Figures]) -> Table:
         "rebuild ev/s",
         "check ev/s",
         "replay append s",
-        "replay obj/s",
+        "replay ev/s",
         "+ rebuild s",
         "replay total ev/s",
         "same checksum",
@@ -292,7 +324,7 @@ def markdown(results: list[Figures], command: str, info: dict[str, str]) -> str:
     lines += [
         "",
         *(
-            f"Replays of {r.events:,} events (objects/s): "
+            f"Replays of {r.events:,} events (events/s): "
             + ", ".join(f"{rate:,.0f}" for rate in r.replay_rates)
             + " — the table has the median."
             for r in results
@@ -316,6 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--replays", type=int, default=1, help="replays per size (the median is reported)"
     )
+    parser.add_argument(
+        "--layout",
+        choices=("batches", "per-event"),
+        default="batches",
+        help="the archive replayed: batch objects (since issue 15) or an object per event",
+    )
     args = parser.parse_args(argv)
     sizes = args.events or [100_000]
     console.print(
@@ -327,7 +365,9 @@ def main(argv: list[str] | None = None) -> int:
     results: list[Figures] = []
     try:
         for size in sizes:
-            results.append(measure(args.database_url, size, names, workdir, args.replays))
+            results.append(
+                measure(args.database_url, size, names, workdir, args.replays, args.layout)
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
         with _admin(args.database_url) as admin:

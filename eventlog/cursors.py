@@ -2,7 +2,9 @@
 
 Why followers: some consumers want every fact of the log exactly once, in log order, without
 holding up the pipeline — the metrics pool turns facts into CloudWatch datapoints, the alerts
-turn dead letters into notifications.  Per-event tasks would either lose what a crashed worker
+turn dead letters into notifications, the archive pool puts every row into batch objects in S3
+(its cursor's ``state`` also records the range of a batch being written, so that a retry
+writes exactly that range again).  Per-event tasks would either lose what a crashed worker
 had buffered or keep outbox work open while CloudWatch is down (which the poller counts as
 backlog).  A follower instead keeps a cursor — the last ``events.seq`` and ``dead_letters.id``
 it has dealt with — and moves it only after its side effect succeeded.  Both are in commit order

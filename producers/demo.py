@@ -49,6 +49,7 @@ from producers.poller import Poller, PollerOptions
 from producers.simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
 from schemas.settings import Settings
 from workers import create_app, embedded_worker
+from workers.archive import archive_status, archived_through
 from workers.aws import endpoint_overridden
 from workers.redelivery import dead_callbacks
 
@@ -62,12 +63,24 @@ def sample_events() -> bytes:
     return resources.files("producers").joinpath("samples", SAMPLES).read_bytes()
 
 
-def wait_until_done(engine: Engine, event_ids: Sequence[str], timeout: float) -> int:
-    """Poll the outbox until the events owe nothing; returns what is still owed."""
+def wait_until_done(
+    engine: Engine, event_ids: Sequence[str], timeout: float, *, archived: bool = False
+) -> int:
+    """Poll the outbox until the events owe nothing (and, with ``archived``, until the archive
+    follower has them in a batch object); returns how many are still owed or unarchived."""
     deadline = time.monotonic() + timeout
+    ids = list(event_ids)
     while True:
         with engine.connect() as connection:
-            left = store.unfinished_for(connection, event_ids)
+            left = store.unfinished_for(connection, ids)
+            if archived and ids:
+                through = archived_through(connection)
+                for start in range(0, len(ids), 500):
+                    left += _count(
+                        connection,
+                        events.c.event_id.in_(ids[start : start + 500]),
+                        events.c.seq > through,
+                    )
         if left == 0 or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
@@ -84,7 +97,8 @@ class DemoProgress:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
-    archived: int = 0
+    archived: int = 0  # inside a batch object: seq <= the archive cursor
+    archive_objects: int = 0  # batch objects the archive pool wrote (all events and facts)
     pending: int = 0
 
     def table(self, title: str) -> Table:
@@ -98,6 +112,7 @@ class DemoProgress:
         table.add_row("duplicates", str(self.duplicates))
         table.add_row("rejected (dead letters)", str(self.rejected))
         table.add_row("archived", str(self.archived))
+        table.add_row("  archive batch objects", str(self.archive_objects))
         table.add_row("pending", str(self.pending), style="red" if self.pending else "green")
         return table
 
@@ -125,15 +140,16 @@ def _measure(
     ids = sorted(emitted_ids)
     logged = 0
     with engine.connect() as connection:
+        through = archived_through(connection)  # the archive follower's cursor
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             logged += _count(connection, events.c.event_id.in_(chunk))
             progress.archived += _count(
-                connection,
-                events.c.caused_by.in_(chunk),
-                events.c.detail_type == "Event Archived",
+                connection, events.c.event_id.in_(chunk), events.c.seq <= through
             )
-        progress.pending = (len(ids) - logged) + store.unfinished_for(connection, ids)
+        unarchived = logged - progress.archived
+        progress.pending = (len(ids) - logged) + unarchived + store.unfinished_for(connection, ids)
+        progress.archive_objects = int(archive_status(connection)["batches"])
     return progress
 
 

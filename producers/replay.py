@@ -1,9 +1,12 @@
 """``omics-events replay SOURCE``: put archived events back into the log, then rebuild.
 
-Why: the S3 archive holds every event HealthOmics sent (``{prefix}/raw/YYYY/MM/DD/{id}.json``,
-written by the archive pool) and every fact the pipeline appended about them (``facts/``,
-appended after the events by :mod:`producers.replay_facts`), so a lab that lost its database
-— or a log with a gap — can be made whole from it (DESIGN.md §6).  A SOURCE is
+Why: the S3 archive holds every event HealthOmics sent and every fact the pipeline appended
+about them, so a lab that lost its database — or a log with a gap — can be made whole from it
+(DESIGN.md §6).  Two archive layouts are read, alone or side by side
+(:mod:`producers.replay_sources`): the batches the archive pool writes since issue 15
+(``{prefix}/batches/dt=YYYY-MM-DD/{first}-{last}.jsonl.gz``, events and facts as lines) and the
+object per event written before (``{prefix}/raw/YYYY/MM/DD/{id}.json`` and ``facts/``).  The
+facts are appended after the events (:mod:`producers.replay_facts`).  A SOURCE is
 
 * ``s3://bucket/prefix`` — an archive in S3 (the ``ARCHIVE_URI`` the archive pool writes);
 * a folder — a ``file://`` archive, or any folder of JSON files;
@@ -13,9 +16,10 @@ appended after the events by :mod:`producers.replay_facts`), so a lab that lost 
 
 How:
 
-1. **List**, cheaply bounded by ``--since/--until``: in the archive layout the key's date path
-   is the event's UTC day, so whole days outside the window are never listed, and an object
-   whose name (``{event id}.json``) is already in the log is never fetched.
+1. **List**, cheaply bounded by ``--since/--until``: in the per-event layout the key's date
+   path is the event's UTC day, so whole days outside the window are never listed, and an
+   object whose name (``{event id}.json``) is already in the log is never fetched.  Batches
+   are all listed (in log order): a batch holds events of any time, judged line by line.
 2. **Prepare** each batch away from this process (:mod:`producers.replay_prepare`): worker
    processes, one per core, read the objects of a folder or file (S3 objects are fetched here
    by a thread pool, GETs being latency bound), parse each with :func:`schemas.parse_event` —
@@ -26,13 +30,15 @@ How:
    (idempotent, under the append lock; on PostgreSQL a ``COPY``,
    :func:`eventlog.store.append_copy`) and the rejected events as dead letters with their
    reason and bytes.  Replayed events owe **no**
-   work: the archive need not be written again, and side effects — enrichment and callbacks,
-   import retries — are off unless ``--with-side-effects`` (which appends through the intake,
-   :class:`producers.intake.Intake`, owing the stages and folding as it goes).  Metrics and
-   alerts are not stages but log *followers* (:mod:`eventlog.cursors`), so the replay holds
-   their leases while it runs and moves their cursors over what it appended: CloudWatch and
-   SNS never hear of replayed events.  A running follower holds its lease; the replay then
-   refuses to start (stop the metrics pool, or pass ``--with-side-effects``).
+   work: side effects — enrichment and callbacks, import retries — are off unless
+   ``--with-side-effects`` (which appends through the intake, :class:`producers.intake.Intake`,
+   owing the stages and folding as it goes).  Metrics, alerts and the archive are not stages
+   but log *followers* (:mod:`eventlog.cursors`), so the replay holds their leases while it
+   runs and moves their cursors over what it appended: CloudWatch and SNS never hear of
+   replayed events, and the archive is not written again.  A running follower holds its
+   lease; the replay then refuses to start (stop the metrics and archive pools, or pass
+   ``--with-side-effects``, with which the followers see the replayed events as new: they are
+   counted, and archived again in new batches).
 4. **Rebuild** the projections from the log (:func:`eventlog.rebuild.rebuild`) and print the
    checksum.  Without side effects the appends skip the live folds: the rebuild folds every
    event anyway, and folding twice would halve the replay's rate.  With side effects they fold
@@ -66,13 +72,15 @@ from eventlog import cursors, store
 from eventlog.rebuild import Progress, RebuildResult, rebuild
 from eventlog.tables import dead_letters, events
 from producers.intake import Intake
-from producers.replay_facts import FACTS, append_facts
+from producers.replay_facts import FACTS, append_batch_facts, append_facts
 from producers.replay_prepare import Job, Prepared, Preparers, default_processes
 from producers.replay_sources import (
+    BATCH_SUFFIX,
     FolderReader,
     Item,
     Source,
     Window,
+    batch_facts,
     join_key,
     open_source,
     parse_bound,
@@ -97,14 +105,16 @@ LOOKUP = 500
 
 
 class FollowerBusy(RuntimeError):
-    """A log follower (metrics, alerts) is running and would count the replayed events."""
+    """A log follower (metrics, alerts, archive) is running and would count the replayed
+    events (or archive them again)."""
 
 
 class QuietFollowers:
     """Hold the leases of the log followers and move their cursors over replayed events.
 
-    Why: metrics and alerts follow the log (:mod:`eventlog.cursors`), so appending old events
-    would send them to CloudWatch and SNS as if they had just happened.  While the replay holds
+    Why: metrics, alerts and the archive follow the log (:mod:`eventlog.cursors`), so appending
+    old events would send them to CloudWatch and SNS as if they had just happened, and write
+    them to the archive a second time.  While the replay holds
     a follower's lease nobody else moves its cursor; after each batch the cursor is moved over
     the leading run of events (and dead letters) this replay appended.  If anything else was
     appended in between, the cursor stops before it — that event is news the follower must
@@ -129,8 +139,8 @@ class QuietFollowers:
                 holder = current.owner if current is not None else "another process"
                 raise FollowerBusy(
                     f"the {name!r} log follower is running ({holder}): it would report "
-                    "replayed events as new; stop the metrics pool during the replay, "
-                    "or pass --with-side-effects"
+                    "replayed events as new; stop the metrics and archive pools during the "
+                    "replay, or pass --with-side-effects"
                 )
             self._held.append(name)
         return self
@@ -274,9 +284,27 @@ def _missing(engine: Engine, batch: list[Item]) -> list[Item]:
     return [item for item in batch if item.event_id not in present]
 
 
+#: Events a batch object is counted as when items are grouped (``ARCHIVE_BATCH_EVENTS``'s
+#: default): a batch of the replay holds ``batch`` events, whatever the objects hold.
+EVENTS_PER_BATCH_OBJECT = 1000
+
+
+def _weight(item: Item) -> int:
+    return EVENTS_PER_BATCH_OBJECT if item.key.endswith(BATCH_SUFFIX) else 1
+
+
 def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+    """Consecutive items holding about ``size`` events each (a batch object counts as many)."""
+    chunk: list[Item] = []
+    weight = 0
+    for item in items:
+        chunk.append(item)
+        weight += _weight(item)
+        if weight >= size:
+            yield chunk
+            chunk, weight = [], 0
+    if chunk:
+        yield chunk
 
 
 def replay(
@@ -298,7 +326,7 @@ def replay(
     ``processes``: worker processes preparing batches (default: one per core; a replay of one
     batch or less, or one with side effects, prepares in a thread).
     """
-    from workers import alerts, metrics
+    from workers import alerts, archive, metrics
 
     runtime = runtime_of(app)
     engine = runtime.engine
@@ -312,7 +340,11 @@ def replay(
         stages=replay_stages(with_side_effects),
         fold=with_side_effects,  # a bulk append is folded once, by the rebuild that ends it
     )
-    names = () if with_side_effects else tuple(followers or (metrics.CURSOR, alerts.CURSOR))
+    names = (
+        ()
+        if with_side_effects
+        else tuple(followers or (metrics.CURSOR, alerts.CURSOR, archive.CURSOR))
+    )
     with QuietFollowers(engine, names, f"replay:{metrics.follower_id()}", metrics.LEASE) as quiet:
         if processes is None:
             processes = default_processes()
@@ -325,7 +357,8 @@ def replay(
             report.listed = len(items)
             if progress is not None:
                 progress.advance(len(items))
-            if preparers.processes and len(items) <= batch:  # not worth a process: a thread
+            small = sum(map(_weight, items)) <= batch
+            if preparers.processes and small:  # not worth a process: a thread
                 preparers.close(wait=False)
                 preparers = Preparers(0)
         except BaseException:
@@ -349,7 +382,7 @@ def replay(
         finally:
             preparers.close()
         if not stop.is_set():
-            _replay_facts(engine, source, window, report)
+            _replay_facts(engine, source, items, window, report)
     report.interrupted = stop.is_set() and report.done < report.listed
     report.exposed = quiet.exposed
     report.seconds = time.perf_counter() - started
@@ -358,18 +391,40 @@ def replay(
     return report
 
 
-def _replay_facts(engine: Engine, source: Source, window: Window, report: ReplayReport) -> None:
-    """After the events, the pipeline's facts archived beside them (producers/replay_facts.py)."""
+def _replay_facts(
+    engine: Engine, source: Source, items: list[Item], window: Window, report: ReplayReport
+) -> None:
+    """After the events, the pipeline's facts archived beside them (producers/replay_facts.py):
+    the per-event ``facts/`` objects of an old archive first, then the batches' fact lines."""
     reader = source.reader
     if reader is None or "raw" in source.prefix.strip("/").split("/"):
         return
     root = join_key(source.prefix, FACTS)
-    if not reader.has(root):
-        return
-    keys = [item.key for item in walk_days(reader, root, [], window)]
-    report.facts, report.facts_rejected = append_facts(
-        engine, keys, reader.get, fetchers=reader.fetchers, since=window.since, until=window.until
-    )
+    if reader.has(root):
+        keys = [item.key for item in walk_days(reader, root, [], window)]
+        appended, rejected = append_facts(
+            engine,
+            keys,
+            reader.get,
+            fetchers=reader.fetchers,
+            since=window.since,
+            until=window.until,
+        )
+        report.facts += appended
+        report.facts_rejected += rejected
+    batches = [item.key for item in items if item.key.endswith(BATCH_SUFFIX)]
+    if batches:
+        appended, rejected = append_batch_facts(
+            engine,
+            batches,
+            reader.get,
+            batch_facts,
+            fetchers=reader.fetchers,
+            since=window.since,
+            until=window.until,
+        )
+        report.facts += appended
+        report.facts_rejected += rejected
 
 
 @dataclass

@@ -4,13 +4,16 @@ Why: the events HealthOmics sent say what happened to a run; the pipeline's fact
 did about it — the WES run id and outputs found by enrichment, every callback attempt and its
 answer, every import step.  A lab that lost its database needs both, or its rebuilt ``runs``
 and ``deliveries`` would claim no callback was ever made.  The archive pool writes each fact
-(but *Event Archived*) as its log row under ``{prefix}/facts/YYYY/MM/DD/{seq}.{event_id}.json``
-(:func:`workers.archive.fact_record`); this module lists those objects, validates them and
-appends them as they were — same ids, times and payloads, owing no work (they were done).
+as its log row (:func:`workers.archive.fact_record`): since issue 15 as a ``"fact"`` line of
+the batch objects, beside the events (:func:`append_batch_facts`); before, as one object under
+``{prefix}/facts/YYYY/MM/DD/{seq}.{event_id}.json`` (:func:`append_facts`; *Event Archived*
+facts were not archived).  This module validates them and appends them as they were — same
+ids, times and payloads, owing no work (they were done).
 
 Order: the replay appends the events first, then the facts in the order they were first
-appended (the zero-padded log position leads each name, and days are walked in order), so a
-fact never lands before the earlier facts it built on.  The folds are order-independent for the
+appended (the zero-padded log position leads each name and each batch, days are walked in
+order, and the per-event facts of an old archive come before its batches), so a fact never
+lands before the earlier facts it built on.  The folds are order-independent for the
 events; within the facts the original order is kept for the callback history's attempt numbers.
 
 A record that is not a valid fact is dead-lettered (``kind='replay'``) with its key and bytes,
@@ -19,7 +22,7 @@ like any malformed input; it stops nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, Literal
@@ -105,22 +108,59 @@ def append_facts(
         for chunk in _chunks(keys, batch):
             wanted = _not_in_log(engine, chunk)
             bodies = list(pool.map(get, wanted))
-            entries: list[tuple[LogEntry, tuple[str, ...]]] = []
-            with engine.begin() as connection:
-                for key, data in zip(wanted, bodies, strict=True):
-                    parsed = parse_fact(data)
-                    if isinstance(parsed, str):
-                        rejected += store.dead_letter(
-                            connection, kind="replay", reason=f"{key}: {parsed}", raw=data
-                        )
-                        continue
-                    if since is not None and parsed.event_time < since:
-                        continue
-                    if until is not None and parsed.event_time >= until:
-                        continue
-                    entries.append((parsed, ()))
-                # folded by the rebuild that ends every replay, as the events are
-                appended += len(store.append_many(connection, entries, fold=False))
+            added, refused = _append(engine, zip(wanted, bodies, strict=True), since, until)
+            appended, rejected = appended + added, rejected + refused
+    return appended, rejected
+
+
+def append_batch_facts(
+    engine: Engine,
+    keys: list[str],
+    get: Any,
+    read: Any,
+    *,
+    fetchers: int,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[int, int]:
+    """Append the fact lines of the batch objects at ``keys`` (in log order); ``read`` turns an
+    object into its facts, (log position, bytes).  (appended, dead-lettered)."""
+    appended = rejected = 0
+    with ThreadPoolExecutor(max_workers=max(1, fetchers)) as pool:
+        for chunk in _chunks(keys, 20):
+            records: list[tuple[str, bytes]] = []
+            for key, data in zip(chunk, pool.map(get, chunk), strict=True):
+                records.extend((f"{key}#{seq}", fact) for seq, fact in read(data))
+            added, refused = _append(engine, records, since, until)
+            appended, rejected = appended + added, rejected + refused
+    return appended, rejected
+
+
+def _append(
+    engine: Engine,
+    records: Iterable[tuple[str, bytes]],
+    since: datetime | None,
+    until: datetime | None,
+) -> tuple[int, int]:
+    """Validate and append ``(where, bytes)`` facts in one transaction; (appended, rejected).
+    Facts the log has are not appended again (``append_many`` skips known ids)."""
+    rejected = 0
+    entries: list[tuple[LogEntry, tuple[str, ...]]] = []
+    with engine.begin() as connection:
+        for where, data in records:
+            parsed = parse_fact(data)
+            if isinstance(parsed, str):
+                rejected += store.dead_letter(
+                    connection, kind="replay", reason=f"{where}: {parsed}", raw=data
+                )
+                continue
+            if since is not None and parsed.event_time < since:
+                continue
+            if until is not None and parsed.event_time >= until:
+                continue
+            entries.append((parsed, ()))
+        # folded by the rebuild that ends every replay, as the events are
+        appended = len(store.append_many(connection, entries, fold=False))
     return appended, rejected
 
 

@@ -6,14 +6,25 @@ handed a :class:`Source` and the :class:`Item` values to fetch, and import only 
 
 A SOURCE is ``s3://bucket/prefix`` (:class:`S3Reader`), a folder (:class:`FolderReader`; a
 folder inside an archive's ``raw/`` tree keeps the layout) or a file of EventBridge events
-(read whole: JSON lines, a JSON array or one event).  In the archive layout
-(``…/raw/YYYY/MM/DD/{event_id}.json``) days are walked through the listing's common prefixes,
-so whole days outside the window are never listed, and each item knows its event id, so an
-object whose event the log already has is never fetched.
+(read whole: JSON lines, a JSON array or one event).  An archive holds either layout, or both
+(one written before issue 15 and continued since):
+
+* batches (``…/batches/dt=YYYY-MM-DD/{first}-{last}.jsonl.gz``, :mod:`workers.archive`): every
+  batch object is listed, in log order (by the range in its name), since a batch holds events
+  of any time; an event line (``"event"``) is replayed like an archived raw event, outside the
+  window or not judged by its own time; the fact lines (``"fact"``) are read by
+  :func:`batch_facts` for :mod:`producers.replay_facts`;
+* one object per event (``…/raw/YYYY/MM/DD/{event_id}.json``): days are walked through the
+  listing's common prefixes, so whole days outside the window are never listed, and each item
+  knows its event id, so an object whose event the log already has is never fetched.
+
+Any other file under a folder or prefix is read as EventBridge events, except a name ending
+``.jsonl.gz``, which is read as a batch.
 """
 
 from __future__ import annotations
 
+import gzip
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,6 +32,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
+
+import orjson
 
 from producers.sender import split_events
 from schemas.parsing import RawEvent
@@ -30,6 +43,10 @@ S3_FETCHERS = 16
 #: Parallel reads of a folder: none — a local file of an event is read in ≈ 20 µs, less than
 #: handing it to a thread and back costs.
 FOLDER_FETCHERS = 1
+#: The folder of the batch objects under an archive prefix, and how their names end (as
+#: :mod:`workers.storage` writes them; not imported from there: replay workers stay light).
+BATCHES = "batches"
+BATCH_SUFFIX = ".jsonl.gz"
 
 
 # --- the window ---------------------------------------------------------------------------------
@@ -199,6 +216,8 @@ class Source:
         data = self.reader.get(item.key)
         if item.event_id is not None:
             return [data]  # an archived raw event: one event per object, exactly as stored
+        if item.key.endswith(BATCH_SUFFIX):
+            return batch_events(data)
         return list(split_events(data))
 
     @property
@@ -226,6 +245,34 @@ def open_source(text: str, *, s3_client: Callable[[], Any]) -> Source:
     return Source(str(path), FolderReader(resolved))
 
 
+def batch_lines(data: bytes) -> list[dict[str, Any]]:
+    """The lines of a batch object (gzip JSON lines)."""
+    return [orjson.loads(line) for line in gzip.decompress(data).splitlines() if line.strip()]
+
+
+def batch_events(data: bytes) -> list[RawEvent]:
+    """The events of a batch object, each as the bytes of the event (its ``"event"`` value)."""
+    return [orjson.dumps(line["event"]) for line in batch_lines(data) if "event" in line]
+
+
+def batch_facts(data: bytes) -> list[tuple[int, bytes]]:
+    """The facts of a batch object: (log position, the fact's archived row as JSON)."""
+    return [
+        (int(line.get("seq", 0)), orjson.dumps(line["fact"]))
+        for line in batch_lines(data)
+        if "fact" in line
+    ]
+
+
+def batch_order(key: str) -> tuple[int, int, str]:
+    """Sort key of a batch object: the log range in its name (then the key)."""
+    name = key.rsplit("/", 1)[-1][: -len(BATCH_SUFFIX)]
+    first, _, last = name.partition("-")
+    if first.isdigit() and last.isdigit():
+        return int(first), int(last), key
+    return -1, -1, key
+
+
 def join_key(*parts: str) -> str:
     return "/".join(part.strip("/") for part in parts if part.strip("/"))
 
@@ -240,11 +287,17 @@ def list_archive(reader: Reader, prefix: str, window: Window) -> Iterator[Item]:
     if "raw" in segments:
         index = len(segments) - 1 - segments[::-1].index("raw")
         raw_root, fixed = join_key(*segments[: index + 1]), segments[index + 1 :]
-    elif reader.has(join_key(prefix, "raw")):  # not children(): that would list every object
-        raw_root, fixed = join_key(prefix, "raw"), []
     else:
-        for key in reader.keys(prefix):
-            yield Item(key=key)
+        batches = join_key(prefix, BATCHES)
+        has_batches = reader.has(batches)
+        if has_batches:  # events before facts, batches in log order
+            keys = [key for key in reader.keys(batches) if key.endswith(BATCH_SUFFIX)]
+            yield from (Item(key=key) for key in sorted(keys, key=batch_order))
+        if reader.has(join_key(prefix, "raw")):  # not children(): that lists every object
+            yield from walk_days(reader, join_key(prefix, "raw"), [], window)
+        elif not has_batches:
+            for key in reader.keys(prefix):
+                yield Item(key=key)
         return
     if len(fixed) > 3:  # a single day's folder and beyond: list it as it is
         for key in reader.keys(join_key(raw_root, *fixed)):

@@ -161,7 +161,13 @@ class ProcessStack:
             )
 
     def start_pool(
-        self, pool: str, *, concurrency: int = 2, pool_type: str = "threads", name: str = ""
+        self,
+        pool: str,
+        *,
+        concurrency: int = 2,
+        pool_type: str = "threads",
+        name: str = "",
+        env: Mapping[str, str] | None = None,
     ) -> str:
         name = name or f"worker:{pool}"
         argv = [
@@ -173,7 +179,7 @@ class ProcessStack:
             "--concurrency",
             str(concurrency),
         ]
-        self.start(name, argv, {"OMICS_PROCESS": f"worker:{pool}"})
+        self.start(name, argv, {"OMICS_PROCESS": f"worker:{pool}", **(env or {})})
         return name
 
     def start_pools(self, pools: Sequence[str] = QUEUES, **options: Any) -> list[str]:

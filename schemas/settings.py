@@ -141,6 +141,27 @@ class Settings(BaseSettings):
         description="Shape of the flattened record: `dotted` (lossless, reversible) or "
         "`lambda` (the legacy Lambda's keys, for existing data-lake tables; lossy).",
     )
+    archive_batch_events: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        validation_alias=_env("ARCHIVE_BATCH_EVENTS"),
+        description="Log rows (events and pipeline facts) per archive batch object at most.",
+    )
+    archive_batch_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=300,
+        validation_alias=_env("ARCHIVE_BATCH_SECONDS"),
+        description="Seconds between two archive batches (a full batch goes at once); also how "
+        "often a failed put is retried.",
+    )
+    archive_legacy_flattened: bool = Field(
+        default=False,
+        validation_alias=_env("ARCHIVE_LEGACY_FLATTENED"),
+        description="Also write each run event's flattened object under the legacy per-event "
+        "key (`event_YYYYMMDD_HHMMSS_{id}.json`) for existing data-lake tables.",
+    )
 
     # --- intake --------------------------------------------------------------------------
     allowed_sources: CsvList = Field(
@@ -499,8 +520,8 @@ class Settings(BaseSettings):
     import_sidecar_suffix: str = Field(
         default=".json",
         validation_alias=_env("IMPORT_SIDECAR_SUFFIX"),
-        description="Suffix of sidecar manifests (`reads_R1.fastq.gz.json`: `{\"subjectId\", "
-        "\"sampleId\"}` and optionally `referenceArn`, `name`, `description`, `tags`).",
+        description='Suffix of sidecar manifests (`reads_R1.fastq.gz.json`: `{"subjectId", '
+        '"sampleId"}` and optionally `referenceArn`, `name`, `description`, `tags`).',
     )
     import_mate_wait: float = Field(
         default=900.0,

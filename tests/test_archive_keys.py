@@ -1,5 +1,6 @@
-"""Ids never steer where the archive writes: unsafe ones are dead letters, nothing is written
-outside the folder archive's root, and a failed write leaves no temporary file behind."""
+"""Ids never steer where the archive writes: a batch key holds no id, an unsafe id that would
+name a legacy per-event object is a dead letter, nothing is written outside the folder
+archive's root, and a failed write leaves no temporary file behind."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from celeryconfig import task_name
 from eventlog import store
 from eventlog.entries import LogEntry
 from eventlog.tables import dead_letters
 from schemas.settings import Settings
+from tests.archive_batches import event_ids, folder_batches
 from tests.factories import run_event
 from workers import create_app
+from workers.archive import ArchiveFollower
 from workers.storage import FolderArchive, UnsafeKey, raw_key
 
 WHEN = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
@@ -52,11 +54,15 @@ def test_key_builders_refuse_a_prefix_with_an_empty_segment() -> None:
     assert raw_key("/lake/events/", "e-1", WHEN) == "lake/events/raw/2026/12/04/e-1.json"
 
 
-def test_unsafe_event_ids_are_dead_letters_and_nothing_is_written(
-    backend: str, make_settings: Callable[..., Settings], tmp_path: Path
+@pytest.mark.parametrize("legacy", [False, True], ids=["batches only", "legacy objects too"])
+def test_unsafe_event_ids_stay_in_the_batch_and_name_no_object(
+    backend: str, make_settings: Callable[..., Settings], tmp_path: Path, legacy: bool
 ) -> None:
     root = tmp_path / "lake" / "archive"
-    app = create_app(make_settings(database_url=backend, archive_uri=f"file://{root}"))
+    settings = make_settings(
+        database_url=backend, archive_uri=f"file://{root}", archive_legacy_flattened=legacy
+    )
+    app = create_app(settings)
     engine = app.runtime.engine
     good = run_event("good-event")
     # as a row appended before ids were checked at intake, or by a replay of an old archive
@@ -70,22 +76,24 @@ def test_unsafe_event_ids_are_dead_letters_and_nothing_is_written(
     entries[-1] = LogEntry(**{**entries[-1].__dict__, "payload": good})
     with engine.begin() as connection:
         for entry in entries:
-            store.append(connection, entry, ["archive"])
-    archive = app.tasks[task_name("archive")]
-    outcomes = {entry.event_id: archive.apply(args=[entry.event_id]).result for entry in entries}
+            store.append(connection, entry, [])
+    follower = ArchiveFollower(app.runtime)
+    assert follower.run_once() == len(entries)
+    assert follower.run_once() == 0
 
-    assert outcomes == {**dict.fromkeys(UNSAFE_IDS, "dead-lettered"), "good-event": "archived"}
     with engine.connect() as connection:
         letters = connection.execute(select(dead_letters)).all()
-    # a dead letter's id is stored printable (control characters escaped)
-    assert {row.event_id for row in letters} == {store.printable(i, 256) for i in UNSAFE_IDS}
+    named = {store.printable(event_id, 256) for event_id in UNSAFE_IDS}  # as dead letters show
+    assert {row.event_id for row in letters} == (named if legacy else set())
     assert all("cannot be part of an archive key" in row.reason for row in letters)
-    # the good event's two objects, and nothing else anywhere under tmp_path
-    written = _files(tmp_path)
-    assert {path.name for path in written} - {"events.db", "events.db-wal", "events.db-shm"} == {
-        "good-event.json", "event_20261204_100000_good-event.json"
-    }
-    assert all(path.is_relative_to(root) or path.name.startswith("events.db") for path in written)
+    batches = folder_batches(root)
+    assert sorted(event_ids(batches)) == sorted(e.event_id for e in entries)  # every row kept
+    # the batch, the good event's legacy object when asked for, nothing else under tmp_path
+    written = {p for p in _files(tmp_path) if not p.name.startswith("events.db")}
+    expected = {root / key for key in batches}
+    if legacy:
+        expected.add(root / "event_20261204_100000_good-event.json")
+    assert written == expected
     assert not (tmp_path / "escape.json").exists() and not Path("/tmp/absolute.json").exists()
 
 
@@ -136,3 +144,12 @@ def test_a_full_disk_leaves_no_temporary_file(
     with pytest.raises(OSError, match="No space"):
         archive.put("raw/2026/12/04/e-1.json", b"{}")
     assert _files(tmp_path) == set()
+
+
+def test_a_folder_archive_names_its_own_location(tmp_path: Path) -> None:
+    """The demo prints ``archive.location(archive.prefix)``: a folder archive's prefix is empty,
+    which used to raise UnsafeKey at the end of ``ARCHIVE_URI=file://… make demo``."""
+    archive = FolderArchive(root=tmp_path / "lake", prefix="")
+    assert archive.location(archive.prefix) == (tmp_path / "lake").resolve().as_uri()
+    with pytest.raises(UnsafeKey):
+        archive.put("", b"{}")  # the location is not a key: nothing is written there

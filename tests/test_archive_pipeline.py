@@ -1,4 +1,4 @@
-"""The archive path end to end: intake → log + outbox → Celery → S3, on real servers."""
+"""The archive path end to end: intake → log → archive follower → S3 batches, on real servers."""
 
 from __future__ import annotations
 
@@ -16,17 +16,29 @@ import pytest
 import redis as redis_lib
 from sqlalchemy import func, select
 
-from eventlog import store
+from celeryconfig import task_name
+from eventlog import cursors, store
+from eventlog.entries import LogEntry
 from eventlog.tables import dead_letters, events
 from producers.intake import Intake
 from schemas.flatten import unflatten
+from schemas.parsing import parse_event
 from schemas.settings import Settings
+from tests.archive_batches import (
+    archived_count,
+    check_ranges,
+    event_ids,
+    folder_batches,
+    s3_batches,
+    s3_keys,
+)
 from tests.conftest import REPO
 from tests.factories import as_bytes, run_event
 from tests.fault_proxy import FaultProxy
 from tests.malformed_corpus import MALFORMED
 from workers import create_app, embedded_worker, sweep
-from workers.storage import flattened_key, raw_key
+from workers.archive import CURSOR, ArchiveFollower, archived_through
+from workers.storage import BATCH_SUFFIX, batch_range, flattened_key
 
 PREFIX = "omics-run-events"
 
@@ -40,17 +52,8 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "
         time.sleep(0.1)
 
 
-def archived_count(engine: Any, event_id: str | None = None) -> int:
-    query = select(func.count()).select_from(events).where(events.c.detail_type == "Event Archived")
-    if event_id:
-        query = query.where(events.c.caused_by == event_id)
-    with engine.connect() as connection:
-        return int(connection.execute(query).scalar_one())
-
-
 def object_keys(s3: Any, bucket: str) -> list[str]:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=PREFIX)
-    return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+    return s3_keys(s3, bucket, PREFIX)
 
 
 def test_same_event_three_times_is_archived_once_with_sse(
@@ -71,20 +74,108 @@ def test_same_event_three_times_is_archived_once_with_sse(
         ).scalar_one()
         stored = store.get(connection, event["id"])
     assert aws_rows == 1 and stored is not None
-    expected = sorted(
-        [
-            raw_key(PREFIX, event["id"], stored.event_time),
-            flattened_key(PREFIX, event["id"], stored.event_time),
-        ]
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)
+    assert object_keys(s3, bucket) == sorted(batches)  # batches only: legacy objects are opt-in
+    assert event_ids(batches) == [event["id"]]
+    for key in batches:
+        assert key.startswith(f"{PREFIX}/batches/dt=") and key.endswith(BATCH_SUFFIX)
+        head = s3.head_object(Bucket=bucket, Key=key)
+        assert head["ServerSideEncryption"] == "AES256"
+        assert head["ContentType"] == "application/gzip"
+    (line,) = [line for lines in batches.values() for line in lines if "event" in line]
+    assert line["event"] == event and line["seq"] == stored.seq
+
+
+def test_legacy_flattened_objects_for_run_events_when_asked(
+    make_settings: Callable[..., Settings],
+    pg_url: str,
+    redis_url: str,
+    redis_prefix: str,
+    s3: Any,
+    bucket: str,
+) -> None:
+    settings = make_settings(
+        database_url=pg_url,
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        archive_uri=f"s3://{bucket}/{PREFIX}",
+        archive_legacy_flattened=True,
+        enrich_runs=False,
     )
-    assert object_keys(s3, bucket) == expected
-    assert expected[0].endswith(f"event_20221020_220735_{event['id']}.json")
-    for key in expected:
-        assert s3.head_object(Bucket=bucket, Key=key)["ServerSideEncryption"] == "AES256"
-    raw = json.loads(s3.get_object(Bucket=bucket, Key=expected[1])["Body"].read())
-    flat = json.loads(s3.get_object(Bucket=bucket, Key=expected[0])["Body"].read())
-    assert raw == event
+    app = create_app(settings)
+    event = run_event()
+    other = json.loads((REPO / "tests/events/read_set_status_change__active.json").read_text())
+    with embedded_worker(app, ["archive"]):
+        report = Intake(app).submit([event, other])
+        wait_for(lambda: archived_count(app.runtime.engine) == report.accepted, what="archive")
+    with app.runtime.engine.connect() as connection:
+        stored = store.get(connection, event["id"])
+    assert stored is not None
+    legacy = flattened_key(PREFIX, event["id"], stored.event_time)
+    assert legacy.endswith(f"event_20221020_220735_{event['id']}.json")
+    batches = s3_batches(s3, bucket, PREFIX)
+    assert object_keys(s3, bucket) == sorted([legacy, *batches])  # the run event's only
+    assert s3.head_object(Bucket=bucket, Key=legacy)["ServerSideEncryption"] == "AES256"
+    flat = json.loads(s3.get_object(Bucket=bucket, Key=legacy)["Body"].read())
     assert unflatten(flat) == event
+
+
+def test_s3_outage_keeps_the_range_pending_and_the_retry_overwrites_the_same_key(
+    pipeline_settings: Settings,
+    aws_env: str,
+    s3: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = FaultProxy(aws_env).start()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+    settings = pipeline_settings.model_copy(update={"aws_max_attempts": 1})
+    app = create_app(settings)
+    engine = app.runtime.engine
+    follower = ArchiveFollower(app.runtime)
+    intake = Intake(app, publish=False)
+    try:
+        first = [run_event() for _ in range(3)]
+        intake.submit(first)
+        proxy.cut()
+        assert follower.run_once() == 0  # the put failed: nothing moves …
+        assert follower.stats.failures == 1
+        with engine.connect() as connection:
+            cursor = cursors.read(connection, CURSOR)
+        assert cursor is not None and cursor.last_seq == 0
+        pending = cursor.state["pending"]
+        later = [run_event() for _ in range(2)]
+        intake.submit(later)  # … and the intake never waited for S3
+        assert follower.run_once() == 0  # still down: the same range, tried again
+        proxy.restore()
+        assert follower.run_once() == 3  # exactly the pending range, not the later events
+        assert follower.run_once() == 2
+    finally:
+        proxy.stop()
+    follower.close()
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)
+    after = (pending[1] + 1, pending[1] + 2)
+    assert [batch_range(key) for key in batches] == [tuple(pending), after]
+    assert event_ids(batches) == [e["id"] for e in first + later]
+    with engine.connect() as connection:
+        assert archived_through(connection) == pending[1] + 2
+        assert "pending" not in (cursors.read(connection, CURSOR) or cursor).state
+
+
+def test_a_leftover_archive_outbox_row_is_finished_without_writing(
+    backend: str, make_settings: Callable[..., Settings], tmp_path: Path
+) -> None:
+    """An ``archive`` row owed before batches (an upgraded database) is only marked done."""
+    app = create_app(make_settings(database_url=backend, archive_uri=f"file://{tmp_path}/a"))
+    event = run_event()
+    with app.runtime.engine.begin() as connection:
+        store.append(connection, LogEntry.from_parsed(parse_event(as_bytes(event))), ["archive"])
+    assert app.tasks[task_name("archive")].apply(args=[event["id"]]).get() == "batched"
+    with app.runtime.engine.connect() as connection:
+        assert store.is_done(connection, event["id"], "archive")
+    assert not (tmp_path / "a").exists()
 
 
 def test_kms_encryption_when_configured(
@@ -131,8 +222,12 @@ def test_embedded_default_sqlite_memory_broker_folder_archive(
         report = Intake(app).submit(events_in)
         wait_for(lambda: archived_count(app.runtime.engine) == 3, what="archive")
     assert report.accepted == 3
-    raw_files = sorted((tmp_path / "archive" / "raw").rglob("*.json"))
-    assert {json.loads(p.read_bytes())["id"] for p in raw_files} == {e["id"] for e in events_in}
+    root = tmp_path / "archive"
+    batches = folder_batches(root)
+    check_ranges(batches)
+    assert sorted(event_ids(batches)) == sorted(e["id"] for e in events_in)
+    assert all(key.startswith("batches/dt=") for key in batches)
+    assert not list(root.rglob(".tmp-*")) and not (root / "raw").exists()
 
 
 def test_malformed_inputs_become_dead_letters_with_raw_bytes(backend: str, make_settings) -> None:
@@ -153,8 +248,8 @@ def test_redis_flushed_after_append_sweeper_republishes(
     app = create_app(pipeline_settings)
     batch = [run_event() for _ in range(20)]
     report = Intake(app).submit(batch)
-    owed = report.published  # archive, and whatever other stages these events owe
-    assert report.accepted == 20 and owed >= 20
+    owed = report.published  # the run events' enrichment (archiving is not owed work)
+    assert report.accepted == 20 and owed == 20
     client = redis_lib.Redis.from_url(redis_url)
     lost = list(client.scan_iter(match=f"{redis_prefix}*"))
     assert lost, "the published tasks should be waiting in Redis"
@@ -163,10 +258,8 @@ def test_redis_flushed_after_append_sweeper_republishes(
     assert sweep(app, redeliver_after=3600) == 0
     # … and everything once the work is overdue
     assert sweep(app, redeliver_after=0) == owed
-    with embedded_worker(app, ["archive"]):
+    with embedded_worker(app, ["archive"]):  # the archive never waited for Redis
         wait_for(lambda: archived_count(app.runtime.engine) == 20, what="all archived")
-    with app.runtime.engine.connect() as connection:
-        assert all(store.is_done(connection, e["id"], "archive") for e in batch)
 
 
 def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -188,9 +281,11 @@ def _worker_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_worker_killed_mid_archive_task_ends_archived_once(
+def test_worker_killed_mid_put_ends_archived_once_under_the_same_key(
     pipeline_settings: Settings, aws_env: str, s3: Any, bucket: str, tmp_path: Path
 ) -> None:
+    """The batch range is recorded before the put; the next follower writes exactly that range
+    again, to the same key, so the archive holds each event once."""
     proxy = FaultProxy(aws_env).start()
     proxy.holding.set()
     command = [sys.executable, "-m", "omics_events", "worker", "--pool", "archive"]
@@ -204,10 +299,10 @@ def test_worker_killed_mid_archive_task_ends_archived_once(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+    app = create_app(pipeline_settings)
+    first = run_event()
     try:
-        app = create_app(pipeline_settings)
-        event = run_event()
-        Intake(app).submit([event])
+        Intake(app).submit([first])
         proxy.held.wait(60)
         assert proxy.held.is_set(), log_path.read_text()
         os.killpg(stalled.pid, signal.SIGKILL)  # the whole worker, in the middle of a PUT
@@ -217,6 +312,8 @@ def test_worker_killed_mid_archive_task_ends_archived_once(
         proxy.stop()
         if stalled.poll() is None:
             os.killpg(stalled.pid, signal.SIGKILL)
+    later = run_event()  # appended after the range was recorded: it goes in the next batch
+    Intake(app).submit([later])
 
     with open(log_path, "ab") as log:
         restarted = subprocess.Popen(
@@ -228,14 +325,16 @@ def test_worker_killed_mid_archive_task_ends_archived_once(
             start_new_session=True,
         )
     try:
-        # the unacknowledged message comes back after the visibility timeout (6 s here)
-        wait_for(lambda: archived_count(app.runtime.engine) == 1, 90, "redelivered archive")
+        # the dead worker's lease runs out (15 s), then the pending range is written again
+        wait_for(lambda: archived_count(app.runtime.engine) == 2, 90, "archive after a kill")
     finally:
         restarted.send_signal(signal.SIGTERM)
         restarted.wait(30)
     assert restarted.returncode == 0, log_path.read_text()[-3000:]
-    assert archived_count(app.runtime.engine, event["id"]) == 1
-    assert len(object_keys(s3, bucket)) == 2
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)
+    assert event_ids(batches) == [first["id"], later["id"]]
+    assert [len(lines) for lines in batches.values()] == [1, 1]
 
 
 @pytest.mark.slow

@@ -15,9 +15,10 @@ import pytest
 from producers.intake import Intake
 from producers.local_aws import free_port
 from schemas.settings import Settings
+from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches
 from tests.conftest import REPO
 from tests.factories import run_event
-from tests.test_archive_pipeline import archived_count, object_keys, wait_for
+from tests.test_archive_pipeline import PREFIX, object_keys, wait_for
 from workers import create_app
 
 pytestmark = pytest.mark.slow
@@ -62,22 +63,30 @@ def test_worker_warm_shutdown_under_load_loses_nothing(
     pipeline_settings: Settings, aws_env: str, s3, bucket: str, tmp_path: Path, pool_type: str
 ) -> None:
     app = create_app(pipeline_settings)
-    batch = [run_event() for _ in range(300)]
+    batch = [run_event() for _ in range(600)]
     Intake(app).submit(batch)
     log = tmp_path / "worker.log"
-    env = _env(pipeline_settings, WORKER_POOL=pool_type, WORKER_CONCURRENCY="2")
+    env = _env(
+        pipeline_settings,
+        WORKER_POOL=pool_type,
+        WORKER_CONCURRENCY="2",
+        ARCHIVE_BATCH_EVENTS="5",  # many small batches: the worker stops between two of them
+    )
     worker = _start(["worker", "--pool", "archive"], env, log)
     wait_for(lambda: archived_count(app.runtime.engine) > 20, 90, "worker busy")
     _terminate(worker)
     assert worker.returncode == 0, log.read_text()[-3000:]
-    assert archived_count(app.runtime.engine) < 300, "stop it while it still has work"
+    assert archived_count(app.runtime.engine) < 600, "stop it while it still has work"
     restarted = _start(["worker", "--pool", "archive"], env, log)
     try:
-        wait_for(lambda: archived_count(app.runtime.engine) == 300, 180, "the rest archived")
+        wait_for(lambda: archived_count(app.runtime.engine) == 600, 180, "the rest archived")
     finally:
         _terminate(restarted)
     assert restarted.returncode == 0
-    assert len(object_keys(s3, bucket)) == 600  # each event archived exactly once
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)
+    assert object_keys(s3, bucket) == sorted(batches)
+    assert sorted(event_ids(batches)) == sorted(e["id"] for e in batch)  # each exactly once
 
 
 def test_sweeper_exits_on_sigterm(pipeline_settings: Settings, tmp_path: Path) -> None:

@@ -40,8 +40,9 @@ from producers.replay import open_source, replay
 from producers.simulated_day import simulated_day_events
 from schemas.parsing import ParsedEvent, canonical_json, parse_event
 from schemas.settings import Settings
+from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches, s3_keys
 from tests.conftest import REPO, unique
-from workers import alerts, create_app, embedded_worker, metrics
+from workers import alerts, archive, create_app, embedded_worker, metrics
 from workers.storage import raw_key
 
 PREFIX = "omics-run-events"
@@ -357,11 +358,11 @@ def test_replay_from_the_s3_archive_after_losing_the_database(
         intake = Intake(app)
         for start in range(0, len(raws), 100):
             intake.submit(raws[start : start + 100])
-        wait_for(
-            lambda: count(engine, events, events.c.detail_type == "Event Archived")
-            == len(expected),
-            what="the archive pool",
-        )
+        wait_for(lambda: archived_count(engine) == len(expected), what="the archive pool")
+    batches = s3_batches(s3, bucket, PREFIX)
+    check_ranges(batches)  # events (and facts, if any) in batch objects, each exactly once
+    assert sorted(event_ids(batches)) == sorted(p.event_id for p in expected)
+    assert not [key for key in s3_keys(s3, bucket, PREFIX) if "/raw/" in key]
     before = checksum_of(engine)
     url = pipeline_settings.database_url
     engine.dispose()
@@ -384,7 +385,7 @@ def test_replay_from_the_s3_archive_after_losing_the_database(
             name: seq
             for name, seq in connection.execute(select(log_cursors.c.name, log_cursors.c.last_seq))
         }
-    assert positions == {metrics.CURSOR: top, alerts.CURSOR: top}
+    assert positions == {metrics.CURSOR: top, alerts.CURSOR: top, archive.CURSOR: top}
     settings = pipeline_settings.model_copy(update={"metrics_namespace": unique("Replay")})
     runtime = create_app(settings).runtime
     runtime.use_engine(restored)
@@ -433,6 +434,36 @@ def test_replay_window_skips_whole_days_and_bounds_by_event_time(
     assert count(engine, events) == len(inside) > 0
     listed = int(re.search(r"objects listed\s+│\s+([\d,]+)", result.stdout)[1].replace(",", ""))
     assert listed == sum(1 for p in expected if p.time.date() == days[1]) < len(expected)
+
+
+def test_replay_of_archive_batches_in_worker_processes_gives_the_same_checksum(
+    make_pg: Callable[[], str],
+    make_settings: Callable[..., Settings],
+    sqlite_url: str,
+    omics_cli: Any,
+    tmp_path: Path,
+) -> None:
+    """A folder of batch objects, as the archive pool writes them, read by the replay's worker
+    processes (many objects, a small --batch): the same checksum on PostgreSQL and SQLite."""
+    raws = simulated_day_events(3000, seed=22)
+    root = tmp_path / "archive" / PREFIX
+    settings = make_settings(
+        database_url=make_pg(), archive_uri=f"file://{root}", archive_batch_events=100
+    )
+    app = create_app(settings)
+    reference = checksum_of(ingest(settings, raws))
+    app.runtime.use_engine(create_db_engine(settings.database_url))
+    follower = archive.ArchiveFollower(app.runtime)
+    while follower.run_once():
+        pass
+    follower.close()
+    objects = sorted(root.rglob("*.jsonl.gz"))
+    assert len(objects) > 10 and all("batches/dt=" in p.as_posix() for p in objects)
+    for url in (sqlite_url, make_pg()):
+        result = omics_cli(url, "replay", str(root), "--batch", "250", "--processes", "2")
+        assert printed_checksum(result) == reference.digest
+        omics_cli(url, "rebuild", "--check")
+        assert count(create_db_engine(url), events) == len(unique_events(raws))
 
 
 # --- (c) interrupted and resumed ------------------------------------------------------------

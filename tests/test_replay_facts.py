@@ -1,10 +1,13 @@
 """A database lost after real work — enrichment, callbacks refused then accepted — comes back
-from the archive with the same projections: the events *and* the pipeline's facts are replayed."""
+from the archive with the same projections: the events *and* the pipeline's facts are replayed,
+from the batched archive (S3 and a folder) and from the per-event layout written before issue 15
+(on PostgreSQL and SQLite)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,14 +15,19 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from eventlog.db import create_db_engine
+from eventlog.db import create_db_engine, upgrade
 from eventlog.rebuild import checksum_of
+from eventlog.store import stored_event
 from eventlog.tables import dead_letters, deliveries, events, outbox, runs
 from producers.replay_facts import fact_id, parse_fact
+from schemas.parsing import canonical_json
+from tests.archive_batches import check_ranges, fact_ids, s3_batches, s3_keys
 from tests.conftest import _libpq
 from tests.test_archive_pipeline import wait_for
 from tests.test_enrich_callback import Rig, final_check, make_rig  # noqa: F401 (fixture)
-from tests.test_rebuild_replay import omics_cli, printed_checksum  # noqa: F401 (fixture)
+from tests.test_rebuild_replay import make_pg, omics_cli, printed_checksum  # noqa: F401
+from workers.archive import archived_through, fact_record
+from workers.storage import fact_key, raw_key
 
 pytestmark = pytest.mark.slow
 
@@ -35,8 +43,10 @@ def test_replay_restores_enrichments_and_callback_history(
     make_rig: Callable[..., Rig],  # noqa: F811
     pg_base_url: str,
     omics_cli: Any,  # noqa: F811
+    make_pg: Callable[[], str],  # noqa: F811
     s3: Any,
     bucket: str,
+    tmp_path: Path,
 ) -> None:
     rig = make_rig(seed=21, queues=("archive", "enrich", "callback"), callback_retry_window=120)
     for n in range(8):
@@ -50,20 +60,22 @@ def test_replay_restores_enrichments_and_callback_history(
     rig.settle()
     final_check(rig)
     engine = rig.engine
-    wait_for(lambda: _count(engine, outbox, outbox.c.done_at.is_(None)) == 0, 60, "all archived")
+    wait_for(lambda: _count(engine, outbox, outbox.c.done_at.is_(None)) == 0, 60, "all done")
+    wait_for(lambda: _unarchived(engine) == 0, 60, "all archived")
     failed = _count(engine, deliveries, deliveries.c.outcome == "failed")
     assert failed > 0 and _count(engine, runs, runs.c.wes_run_id.is_not(None)) == 8
-    facts = _count(
-        engine, events, events.c.origin == "pipeline", events.c.detail_type != "Event Archived"
-    )
-    keys = [
-        item["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(
-            Bucket=bucket, Prefix="omics-run-events/facts/"
-        )
-        for item in page.get("Contents", [])
-    ]
-    assert len(keys) == facts and all(fact_id(key) for key in keys)
+    facts = _count(engine, events, events.c.origin == "pipeline")
+    batches = s3_batches(s3, bucket, "omics-run-events")
+    check_ranges(batches)
+    assert sorted(fact_ids(batches)) == sorted(_ids(engine, events.c.origin == "pipeline"))
+    assert not [key for key in s3_keys(s3, bucket, "omics-run-events") if "/facts/" in key]
+    new_layout = tmp_path / "batched"  # the same objects in a folder archive
+    for key in batches:
+        path = new_layout / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    old_layout = tmp_path / "per-event"
+    _write_per_event_layout(engine, old_layout / "omics-run-events")
     before = checksum_of(engine)
     url = rig.settings.database_url
     rig.stack.close()  # workers stopped, engine disposed: then the database is lost
@@ -83,7 +95,58 @@ def test_replay_restores_enrichments_and_callback_history(
     assert _count(restored, outbox) == 0  # nothing owed: no callback is made again
     assert len(rig.receiver.callbacks()) == callbacks_before
     assert _count(restored, dead_letters) == 0
+    omics_cli(url, "rebuild", "--check")
     restored.dispose()
+
+    for source, database in (
+        (new_layout / "omics-run-events", sqlite(tmp_path / "from-batches.db")),
+        (old_layout / "omics-run-events", sqlite(tmp_path / "from-per-event.db")),
+        (old_layout / "omics-run-events", make_pg()),
+    ):
+        again = omics_cli(database, "replay", str(source))
+        assert printed_checksum(again) == before.digest, source
+        omics_cli(database, "rebuild", "--check")
+        copy = create_db_engine(database)
+        assert _count(copy, events, events.c.origin == "pipeline") == facts
+        assert _count(copy, outbox) == _count(copy, dead_letters) == 0
+        copy.dispose()
+    assert len(rig.receiver.callbacks()) == callbacks_before
+
+
+def sqlite(path: Path) -> str:
+    url = f"sqlite:///{path}"
+    engine = create_db_engine(url)
+    upgrade(engine)
+    engine.dispose()
+    return url
+
+
+def _unarchived(engine: Any) -> int:
+    with engine.connect() as connection:
+        through = archived_through(connection)
+    return _count(engine, events, events.c.seq > through)
+
+
+def _ids(engine: Any, *where: Any) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(select(events.c.event_id).where(*where)).scalars())
+
+
+def _write_per_event_layout(engine: Any, root: Path) -> None:
+    """The log as the archive pool wrote it before batches: ``raw/`` objects for the events,
+    ``facts/`` objects for the pipeline's facts (keys and bytes as written then)."""
+    with engine.connect() as connection:
+        rows = [stored_event(row) for row in connection.execute(select(events))]
+    for event in rows:
+        if event.origin == "pipeline":
+            key = fact_key("", event.seq, event.event_id, event.event_time)
+            body = fact_record(event)
+        else:
+            key = raw_key("", event.event_id, event.event_time)
+            body = canonical_json(event.payload)
+        path = root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(body)
 
 
 def test_a_record_that_is_not_a_fact_is_named_not_appended() -> None:

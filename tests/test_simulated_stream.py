@@ -6,12 +6,13 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from eventlog.tables import events
 from producers.poller import Poller, PollerOptions
 from producers.simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
 from schemas.settings import Settings
+from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches
 from tests.conftest import unique
 from tests.test_archive_pipeline import object_keys, wait_for
 from tests.test_poller import queue_depth
@@ -63,17 +64,7 @@ def test_two_thousand_simulated_events_with_duplicates_and_reordering(
         stats = sim.delivery_stats
         assert sum(stats.duplicated.values()) > 0 and sum(stats.reordered.values()) > 0
 
-        def archived() -> int:
-            with app.runtime.engine.connect() as connection:
-                return int(
-                    connection.execute(
-                        select(func.count())
-                        .select_from(events)
-                        .where(events.c.detail_type == "Event Archived")
-                    ).scalar_one()
-                )
-
-        wait_for(lambda: archived() == len(distinct), 600, "every event archived")
+        wait_for(lambda: archived_count(app.runtime.engine) == len(distinct), 600, "archived")
         wait_for(lambda: queue_depth(sqs, queue_url) == (0, 0), 120, "queue drained")
         poller.stop()
         thread.join(30)
@@ -83,5 +74,9 @@ def test_two_thousand_simulated_events_with_duplicates_and_reordering(
             for row in connection.execute(select(events.c.event_id).where(events.c.origin == "aws"))
         }
     assert logged == distinct  # every distinct event exactly once (event_id is unique)
-    assert len(object_keys(s3, bucket)) == 2 * len(distinct)  # raw + flattened, no extras
+    batches = s3_batches(s3, bucket, "omics-run-events")
+    check_ranges(batches)
+    assert object_keys(s3, bucket) == sorted(batches)  # batch objects only, no extras
+    archived = event_ids(batches)
+    assert len(archived) == len(set(archived)) and set(archived) == distinct  # once each
     assert poller.stats.snapshot()["duplicates"] >= sum(stats.duplicated.values())

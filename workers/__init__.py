@@ -2,7 +2,7 @@
 
 * :func:`create_app` — the Celery app for given settings (``workers.celery.app`` is the one
   ``celery -A workers`` uses);
-* :mod:`workers.archive` — flatten and archive (queue ``archive``);
+* :mod:`workers.archive` — follow the log into batched archive objects (queue ``archive``);
 * :mod:`workers.enrich` — GetRun, task log links, outputs (queue ``enrich``);
 * :mod:`workers.callback` — the NGS360 callback, in order, once (queue ``callback``);
 * :mod:`workers.reconciler` — GetRun for runs whose events stopped coming;

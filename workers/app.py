@@ -37,5 +37,6 @@ def create_app(settings: Settings | None = None) -> Celery:
     app.runtime.publisher = lambda event_ids: publish_unpublished(app, event_ids)  # type: ignore[attr-defined]
     for stage, handler in STAGES.items():
         register_stage(app, stage, handler, celeryconfig.task_name(stage))
+    archive.install(app)  # the archive pool: a log follower inside workers of queue `archive`
     metrics.install(app)  # the metrics pool: a log follower inside workers of queue `metrics`
     return app

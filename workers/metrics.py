@@ -178,8 +178,9 @@ CATALOGUE: tuple[MetricSpec, ...] = (
         "PipelineLatency",
         "Seconds",
         ("Stage",),
-        "an event reaches a final stage: `Event Archived` (Stage `archive`) or `Callback "
-        "Delivered` (Stage `callback`); the time the fact was logged minus the event's own time",
+        "an event's callback is delivered (Stage `callback`): the time the `Callback Delivered` "
+        "fact was logged minus the event's own time (Stage `archive`: only for the `Event "
+        "Archived` facts of a log from before batched archiving)",
     ),
 )
 METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}

@@ -12,13 +12,13 @@ from schemas.parsing import OMICS_SOURCE, ParsedEvent
 from schemas.s3 import S3ObjectCreated
 from schemas.settings import Settings
 
-#: Every accepted event is flattened and archived.
-ALWAYS: tuple[str, ...] = ("archive",)
-#: What a pipeline fact owes when it is appended: it is archived too (under ``facts/``), so a
-#: replay from the archive restores the pipeline's own history — WES ids, enrichments, callback
-#: attempts, import steps — with the events.  *Event Archived* is the one fact not archived: it
-#: would owe its own archiving, and a replayed event is archived by definition.
-FACT_STAGES: tuple[str, ...] = ("archive",)
+#: What every accepted event owes up front: nothing but its own stages.  Archiving is not a
+#: stage any more (issue 15): the archive pool follows the log (:mod:`workers.archive`) and puts
+#: every row — events and pipeline facts — in batch objects, so no event owes archive work.
+ALWAYS: tuple[str, ...] = ()
+#: What a pipeline fact owes when it is appended: nothing (the archive follower archives it
+#: with the events, so a replay restores the pipeline's own history too).
+FACT_STAGES: tuple[str, ...] = ()
 #: A run status change is enriched; the enrich stage then owes the callback (DESIGN.md §3).
 RUN_STAGES: tuple[str, ...] = ("enrich",)
 #: What a ``Run Status Reconciled`` fact owes (the reconciler appends it).

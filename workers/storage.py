@@ -1,25 +1,33 @@
-"""The archive: where raw and flattened events are kept, in S3 or in a folder.
+"""The archive: where events and the pipeline's facts are kept, in S3 or in a folder.
 
-Keys are deterministic (DESIGN.md §3, issue #2), so a retried archive task overwrites the same
-objects instead of adding copies, unlike the legacy Lambda's ``uuid4`` keys:
+Keys are deterministic (DESIGN.md §3, issue #2), so a retried put overwrites the same object
+instead of adding a copy, unlike the legacy Lambda's ``uuid4`` keys.  The archive pool
+(:mod:`workers.archive`) writes, since issue 15:
 
-* ``{prefix}/raw/YYYY/MM/DD/{event_id}.json`` — the event as received; replay reads these;
-* ``{prefix}/facts/YYYY/MM/DD/{seq:012d}.{event_id}.json`` — a pipeline fact (enrichment,
-  callback attempt, import step, reconciliation) as its log row, so that a replay restores what
-  the pipeline did, not only what HealthOmics said; the log position in the name keeps a day's
-  facts in the order they happened;
-* ``{prefix}/event_{YYYYMMDD_HHMMSS}_{event_id}.json`` — the flattened record, in the legacy
-  key shape existing data-lake tables already crawl (event time and id in place of
-  ``now()`` and a random UUID).
+* ``{prefix}/batches/dt=YYYY-MM-DD/{first:012d}-{last:012d}.jsonl.gz`` — a *batch*: the log
+  rows ``first..last`` (events as received and pipeline facts), one JSON object per line,
+  gzip-compressed (:func:`batch_key`).  The range names the object, so a batch written again
+  after a crash lands on the same key; ``dt=`` is the UTC day the batch's first row was
+  appended to the log, a Hive-style partition Athena and Glue read as a column;
+* ``{prefix}/event_{YYYYMMDD_HHMMSS}_{event_id}.json`` — the flattened record of a run event in
+  the legacy key shape existing data-lake tables crawl (event time and id in place of
+  ``now()`` and a random UUID), only with ``ARCHIVE_LEGACY_FLATTENED=true``.
+
+Archives written before issue 15 hold one object per event, which :mod:`producers.replay` still
+reads:
+
+* ``{prefix}/raw/YYYY/MM/DD/{event_id}.json`` — the event as received (:func:`raw_key`);
+* ``{prefix}/facts/YYYY/MM/DD/{seq:012d}.{event_id}.json`` — a pipeline fact as its log row
+  (:func:`fact_key`).
 
 S3 objects are written with server-side encryption: AES256 by default, ``aws:kms`` with a key
 id when configured.  ``file://`` archives are for the embedded default and for tests.
 
 Ids come from outside (an EventBridge ``id`` is whatever the sender put there), so a key is
 built only from ids that stay one segment of it.  The parser refuses unsafe ids at intake; the
-key builders refuse them again (:class:`UnsafeKey`, a permanent error: the archive stage
-dead-letters the event with the reason and writes nothing), because a log may hold rows
-appended before that check, or by a replay of an old archive:
+key builders refuse them again (:class:`UnsafeKey`, a permanent error: the event's legacy
+object is not written and a dead letter says why), because a log may hold rows appended before
+that check, or by a replay of an old archive.  A batch key holds no id at all:
 
 * an id must be one path segment: not empty, not ``.`` or ``..``, no ``/`` or ``\\``, no
   control character — ``a/b/../../c`` would land on event ``c``'s object, 256 slashes would
@@ -62,6 +70,32 @@ def fact_key(prefix: str, seq: int, event_id: str, event_time: datetime) -> str:
     return _join(prefix, f"facts/{event_time:%Y/%m/%d}/{seq:012d}.{_segment(event_id)}.json")
 
 
+#: The folder, under an archive prefix, of the batch objects.
+BATCHES = "batches"
+#: How a batch object's name ends.
+BATCH_SUFFIX = ".jsonl.gz"
+#: Content type of a batch object (gzip-compressed JSON lines).
+BATCH_CONTENT_TYPE = "application/gzip"
+
+
+def batch_key(prefix: str, first_seq: int, last_seq: int, day: datetime) -> str:
+    """The key of the batch of log rows ``first_seq..last_seq``, partitioned by ``day``."""
+    return _join(
+        prefix, f"{BATCHES}/dt={day:%Y-%m-%d}/{first_seq:012d}-{last_seq:012d}{BATCH_SUFFIX}"
+    )
+
+
+def batch_range(key: str) -> tuple[int, int] | None:
+    """``…/{first}-{last}.jsonl.gz`` → (first, last); None for a name of another shape."""
+    name = key.rsplit("/", 1)[-1]
+    if not name.endswith(BATCH_SUFFIX):
+        return None
+    first, _, last = name[: -len(BATCH_SUFFIX)].partition("-")
+    if not (first.isdigit() and last.isdigit()):
+        return None
+    return int(first), int(last)
+
+
 def flattened_key(prefix: str, event_id: str, event_time: datetime) -> str:
     return _join(prefix, f"event_{event_time:%Y%m%d_%H%M%S}_{_segment(event_id)}.json")
 
@@ -94,7 +128,7 @@ class Archive(Protocol):
 
     prefix: str
 
-    def put(self, key: str, body: bytes) -> None: ...
+    def put(self, key: str, body: bytes, content_type: str = ...) -> None: ...
 
     def get(self, key: str) -> bytes: ...
 
@@ -111,13 +145,13 @@ class S3Archive:
     sse: ServerSideEncryption = ServerSideEncryption.AES256
     kms_key_id: str | None = None
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         check_key(key)
         extra: dict[str, str] = {"ServerSideEncryption": self.sse.value}
         if self.sse is ServerSideEncryption.KMS and self.kms_key_id:
             extra["SSEKMSKeyId"] = self.kms_key_id
         self.client.put_object(
-            Bucket=self.bucket, Key=key, Body=body, ContentType="application/json", **extra
+            Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **extra
         )
 
     def get(self, key: str) -> bytes:
@@ -146,7 +180,7 @@ class FolderArchive:
             raise UnsafeKey(f"archive key {key[:300]!r} resolves outside the archive {root}")
         return path
 
-    def put(self, key: str, body: bytes) -> None:
+    def put(self, key: str, body: bytes, content_type: str = "application/json") -> None:
         path = self.path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # write-then-rename: a reader never sees half an object, a retry replaces it whole
@@ -167,11 +201,14 @@ class FolderArchive:
         base = self.root / prefix
         if not base.exists():
             return
-        for path in sorted(base.rglob("*.json")):
-            if not path.name.startswith(".tmp-"):
+        for path in sorted(base.rglob("*")):
+            archived = path.name.endswith((".json", BATCH_SUFFIX))
+            if archived and path.is_file() and not path.name.startswith(".tmp-"):
                 yield path.relative_to(self.root).as_posix()
 
     def location(self, key: str) -> str:
+        if not key:  # the archive itself (a folder archive's prefix is empty)
+            return self.root.resolve().as_uri()
         return self.path(key).as_uri()
 
 

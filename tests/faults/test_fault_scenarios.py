@@ -273,6 +273,38 @@ def cloudwatch_evidence(drill: Drill) -> list[str]:
     return problems
 
 
+S3_OUTAGE = 15.0
+
+
+def s3_down(drill: Drill) -> None:
+    drill.notes["delivered_before_s3_cut"] = _delivered_callbacks(drill)
+    drill.s3_proxy.cut()
+    time.sleep(S3_OUTAGE)
+    drill.notes["delivered_during_s3_cut"] = _delivered_callbacks(drill)
+    drill.s3_proxy.restore()
+
+
+def _delivered_callbacks(drill: Drill) -> int:
+    return sum(1 for request in drill.receiver.callbacks() if request.status == 200)
+
+
+def s3_evidence(drill: Drill) -> list[str]:
+    """The archive pool missed S3 and came back; callbacks went on meanwhile (nothing waited
+    for the archive); the invariants then find every event in exactly one batch object."""
+    problems = []
+    log = drill.stack.log("worker:archive")
+    if "archive put of log rows" not in log:
+        problems.append("the archive pool never noticed S3 was unreachable")
+    if "archiving resumed" not in log:
+        problems.append("the archive pool never said it resumed")
+    before = drill.notes.pop("delivered_before_s3_cut", 0)
+    during = drill.notes.pop("delivered_during_s3_cut", 0)
+    drill.notes["callbacks_during_s3_outage"] = during - before
+    if during <= before:
+        problems.append("no callback was delivered while S3 was down: something waited for it")
+    return problems
+
+
 def _delivery_counts(drill: Drill) -> dict[str, int]:
     stats = drill.sim.ground_truth()["events"]
     return {k: sum(stats.get(k, {}).values()) for k in ("duplicated", "reordered", "dropped")}
@@ -366,6 +398,12 @@ SCENARIOS = [
         "CloudWatch unreachable for 15 s (proxy cut)",
         cloudwatch_down,
         cloudwatch_evidence,
+    ),
+    Scenario(
+        "s3-down",
+        f"S3 unreachable for the archive pool for {S3_OUTAGE:.0f} s (proxy cut)",
+        s3_down,
+        s3_evidence,
     ),
     Scenario(
         "duplicates-reorder-drops",
