@@ -87,7 +87,10 @@ def cli() -> None:
 @cli.command()
 @click.option("--timeout", default=180.0, show_default=True, help="Seconds to wait for the work.")
 @click.option("--runs", default=20, show_default=True, help="Simulated workflow runs.")
-def demo(timeout: float, runs: int) -> None:
+@click.option(
+    "--seed", type=int, default=None, help="Simulator seed (default: the clock), to repeat a demo."
+)
+def demo(timeout: float, runs: int, seed: int | None) -> None:
     """Simulate HealthOmics, poll, process and archive; print a summary.
 
     Exits non-zero if any event the simulator emitted did not reach its final stage.
@@ -95,7 +98,7 @@ def demo(timeout: float, runs: int) -> None:
     from producers.demo import run_demo
 
     settings = _settings()
-    sys.exit(run_demo(settings, console, timeout=timeout, runs=runs))
+    sys.exit(run_demo(settings, console, timeout=timeout, runs=runs, seed=seed))
 
 
 @cli.command(

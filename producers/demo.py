@@ -227,8 +227,18 @@ def callback_failures(engine: Engine, truth: dict[str, Any]) -> str | None:
     )
 
 
-def run_demo(settings: Settings, console: Console, timeout: float = 180.0, runs: int = 20) -> int:
-    """Run the demo; returns the process exit status."""
+def run_demo(
+    settings: Settings,
+    console: Console,
+    timeout: float = 180.0,
+    runs: int = 20,
+    seed: int | None = None,
+) -> int:
+    """Run the demo; returns the process exit status.
+
+    ``seed`` makes the simulated account repeatable (which runs fail, which carry a WESRunId);
+    by default every demo is a new one.
+    """
     if settings.log_level == "INFO":  # one line per task would scroll the live view away
         logging.getLogger("celery").setLevel(logging.WARNING)
     with ExitStack() as stack:
@@ -260,7 +270,7 @@ def run_demo(settings: Settings, console: Console, timeout: float = 180.0, runs:
         _ensure_bucket(runtime.aws.s3, output_bucket)
 
         simulator = Simulator(
-            seed=int(time.time()),
+            seed=int(time.time()) if seed is None else seed,
             speed=DEMO_SPEED,
             clock=SystemClock(),
             region=settings.aws_region,
