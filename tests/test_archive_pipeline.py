@@ -172,7 +172,7 @@ def test_a_leftover_archive_outbox_row_is_finished_without_writing(
     event = run_event()
     with app.runtime.engine.begin() as connection:
         store.append(connection, LogEntry.from_parsed(parse_event(as_bytes(event))), ["archive"])
-    assert app.tasks[task_name("archive")].apply(args=[event["id"]]).get() == "batched"
+    assert app.tasks[task_name("archive")].apply(args=[event["id"]]).result == "batched"
     with app.runtime.engine.connect() as connection:
         assert store.is_done(connection, event["id"], "archive")
     assert not (tmp_path / "a").exists()
