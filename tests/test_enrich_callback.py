@@ -1007,3 +1007,24 @@ def test_bulk_redelivery_holds_back_a_runs_later_callbacks_when_one_is_refused(
         assert [(i.status, i.http_status) for i in left] == [("RUNNING", 404), ("COMPLETED", 403)]
         assert dead_callbacks(connection, Filters(run=rig.wes_ids()[run_id])) == left
         assert dead_callbacks(connection, Filters(run="9999999")) == []
+
+
+def test_a_runs_statuses_arriving_at_once_publish_each_callback_once_in_order(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """Five statuses of one run land together: each callback waits for the one before it and
+    is published once, when its turn comes (not re-published every few seconds to look)."""
+    rig = make_rig(seed=11)
+    run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    statuses = [e for e in rig.simulate() if e["detail"]["runId"] == run_id]
+    assert len({e["detail"]["status"] for e in statuses}) == 5, statuses
+    rig.feed(statuses)  # one batch: every enrichment and callback of the run is in flight at once
+    rig.settle()
+
+    rows = rig.rows(outbox, outbox.c.stage == "callback")
+    assert len(rows) == 5
+    assert {row.event_id: row.publish_count for row in rows} == {row.event_id: 1 for row in rows}
+    status_of = {e["id"]: e["detail"]["status"] for e in statuses}
+    received = [status_of[event_id] for event_id in rig.receiver.accepted_event_ids()]
+    assert received == ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED"], received
+    final_check(rig)

@@ -62,8 +62,7 @@ from eventlog.projections import (
 from eventlog.store import LogEntry, StoredEvent
 from eventlog.tables import runs
 from schemas.parsing import canonical_json
-from workers.callback import STAGE as NEXT_STAGE
-from workers.callback import wake_callbacks
+from workers.callback import owe_callback, wake_callbacks
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
 from workers.routing import FACT_STAGES
@@ -604,8 +603,9 @@ def _finish(
                 reason=refused.reason,
                 raw=refused.raw,
             )
-        store.schedule(connection, event.event_id, NEXT_STAGE)
+        # the callback is due now, or waits (unpublished) for the status before it
+        due = owe_callback(connection, event, enrichment["uuid"])
         store.complete(connection, event.event_id, STAGE, "enriched")
         woken = wake_callbacks(connection, enrichment["uuid"])
-    runtime.publish([event.event_id, fact.event_id, *woken])
+    runtime.publish([*([event.event_id] if due else []), fact.event_id, *woken])
     return "enriched"
