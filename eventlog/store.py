@@ -293,6 +293,21 @@ def get(connection: Connection, event_id: str) -> StoredEvent | None:
     return stored_event(row) if row is not None else None
 
 
+def get_for_stage(
+    connection: Connection, event_id: str, stage: str
+) -> tuple[StoredEvent | None, bool]:
+    """(the event, whether ``stage`` is done for it) in one round trip: what every stage task
+    reads first (:func:`get` and :func:`is_done` were two)."""
+    row = connection.execute(
+        select(events, outbox.c.done_at.label("stage_done_at"))
+        .outerjoin(outbox, and_(outbox.c.event_id == events.c.event_id, outbox.c.stage == stage))
+        .where(events.c.event_id == event_id)
+    ).one_or_none()
+    if row is None:
+        return None, False
+    return stored_event(row), row.stage_done_at is not None
+
+
 def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
     """Events in log order, for folds and inspection."""
     rows = connection.execute(

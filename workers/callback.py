@@ -425,7 +425,12 @@ def wake_callbacks(connection: Connection, run_uuid: str) -> list[str]:
     so each callback is published once, when its turn comes (not every few seconds to look).
     """
     _sequence_lock(connection, run_uuid)
-    rows = _unfinished_statuses(connection, run_uuid)
+    return _wake_ready(connection, _unfinished_statuses(connection, run_uuid))
+
+
+def _wake_ready(connection: Connection, rows: Sequence[Any]) -> list[str]:
+    """Make due the waiting callbacks among ``rows`` (a run's unfinished statuses) that no
+    earlier status holds up; their event ids."""
     ready = [
         row.event_id
         for row in rows
@@ -448,12 +453,29 @@ def wake_callbacks(connection: Connection, run_uuid: str) -> list[str]:
     return ready
 
 
-def owe_callback(connection: Connection, event: StoredEvent, run_uuid: str) -> bool:
-    """Owe the callback of a status just enriched (in the enrichment's transaction): due now
-    when no earlier status of the run is in flight (True: publish it after commit), else
-    waiting for that one to finish."""
+@dataclass(frozen=True)
+class _Owed:
+    """A callback owed in this transaction, as :func:`_unfinished_statuses` would read it."""
+
+    event_id: str
+    status: str | None
+    stage: str = STAGE
+    outcome: str | None = None
+
+
+def owe_callback(
+    connection: Connection, event: StoredEvent, run_uuid: str
+) -> tuple[bool, list[str]]:
+    """Owe the callback of a status whose enrichment just finished (in the transaction that
+    finished it, after its enrich work is marked done), and wake the run's callbacks it no
+    longer holds up: (whether its callback is due now, the callbacks woken), to publish after
+    commit.  Its callback waits instead while an earlier status of the run is in flight."""
     _sequence_lock(connection, run_uuid)
-    behind = bool(_earlier_in_flight(connection, event, run_uuid))
+    rows = _unfinished_statuses(connection, run_uuid)
+    rank = rank_of(event.status)
+    behind = any(
+        row.event_id != event.event_id and rank_of(row.status) < rank for row in rows
+    )
     now = store.utcnow()
     store.owe(
         connection,
@@ -468,7 +490,8 @@ def owe_callback(connection: Connection, event: StoredEvent, run_uuid: str) -> b
             }
         ],
     )
-    return not behind
+    woken = _wake_ready(connection, [*rows, _Owed(event.event_id, event.status)])
+    return not behind, woken
 
 
 def _wait_if_behind(connection: Connection, event: StoredEvent, run_uuid: str) -> bool:
@@ -538,12 +561,29 @@ class Call:
         return detail
 
 
-def _enrichment(connection: Connection, event_id: str) -> dict[str, Any] | None:
-    payload = connection.execute(
-        select(events.c.payload).where(
-            events.c.caused_by == event_id, events.c.detail_type == RUN_ENRICHED
+def _load(
+    connection: Connection, event_id: str
+) -> tuple[StoredEvent | None, bool, dict[str, Any] | None]:
+    """(the event, whether its callback is done, its enrichment) in one round trip."""
+    enriched = events.alias("enriched")
+    enrichment = (
+        select(enriched.c.payload)
+        .where(enriched.c.caused_by == event_id, enriched.c.detail_type == RUN_ENRICHED)
+        .scalar_subquery()
+    )
+    row = connection.execute(
+        select(
+            events, outbox.c.done_at.label("stage_done_at"), enrichment.label("enrichment")
         )
-    ).scalar_one_or_none()
+        .outerjoin(outbox, (outbox.c.event_id == events.c.event_id) & (outbox.c.stage == STAGE))
+        .where(events.c.event_id == event_id)
+    ).one_or_none()
+    if row is None:
+        return None, False, None
+    return store.stored_event(row), row.stage_done_at is not None, _detail(row.enrichment)
+
+
+def _detail(payload: Any) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         return None
     detail = payload.get("detail")
@@ -552,16 +592,12 @@ def _enrichment(connection: Connection, event_id: str) -> dict[str, Any] | None:
 
 def _history(connection: Connection, event_id: str) -> tuple[int, datetime | None]:
     """(callback facts so far, time of the first failed attempt) for one event."""
-    count = connection.execute(
-        select(func.count())
-        .select_from(events)
-        .where(events.c.caused_by == event_id, events.c.detail_type.like("Callback %"))
-    ).scalar_one()
-    first_failure = connection.execute(
-        select(func.min(events.c.event_time)).where(
-            events.c.caused_by == event_id, events.c.detail_type == CALLBACK_FAILED
-        )
-    ).scalar_one_or_none()
+    count, first_failure = connection.execute(
+        select(
+            func.count(),
+            func.min(events.c.event_time).filter(events.c.detail_type == CALLBACK_FAILED),
+        ).where(events.c.caused_by == event_id, events.c.detail_type.like("Callback %"))
+    ).one()
     return int(count), store.as_utc(first_failure) if first_failure else None
 
 
@@ -648,12 +684,11 @@ def deliver_callback(
     """
     manual = force or recover
     with runtime.engine.connect() as connection:
-        event = store.get(connection, event_id)
-        if event is None:
-            raise PermanentError(f"event {event_id} is not in the log")
-        if not manual and store.is_done(connection, event_id, STAGE):
-            return "already-done"
-        enrichment = _enrichment(connection, event_id)
+        event, done, enrichment = _load(connection, event_id)
+    if event is None:
+        raise PermanentError(f"event {event_id} is not in the log")
+    if not manual and done:
+        return "already-done"
     if enrichment is None:
         raise PermanentError(f"event {event_id} has no Run Enriched fact to send")
     settings = runtime.settings
@@ -686,13 +721,28 @@ def deliver_callback(
     with run_lock(runtime, call.run_uuid, timeout=3 * settings.callback_timeout + 5):
         if not force:
             with runtime.engine.connect() as connection:
-                if not recover and store.is_done(connection, event_id, STAGE):
-                    return "already-done"
+                # the run's last delivery, and whether this work was finished meanwhile: one read
+                done_at = (
+                    select(outbox.c.done_at)
+                    .where(outbox.c.event_id == event_id, outbox.c.stage == STAGE)
+                    .scalar_subquery()
+                )
                 row = connection.execute(
                     select(
-                        runs.c.callback_event_id, runs.c.callback_rank, runs.c.callback_status
-                    ).where(runs.c.run_uuid == call.run_uuid)
+                        runs.c.callback_event_id,
+                        runs.c.callback_rank,
+                        runs.c.callback_status,
+                        done_at.label("done_at"),
+                    )
+                    .select_from(runs)
+                    .where(runs.c.run_uuid == call.run_uuid)
                 ).one_or_none()
+            if not recover and row is not None and row.done_at is not None:
+                return "already-done"
+            if row is None and not recover:
+                with runtime.engine.connect() as connection:  # a run the log never folded
+                    if store.is_done(connection, event_id, STAGE):
+                        return "already-done"
             if row is not None and row.callback_event_id == event_id:
                 if not recover:
                     _finish_quietly(runtime, call, "delivered")
