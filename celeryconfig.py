@@ -8,7 +8,15 @@ Every pool shares these defaults (DESIGN.md §4):
 * prefetch 1: a slow pool never hoards messages a sibling could run;
 * a broker visibility timeout longer than any task and any retry delay, or Redis redelivers
   work that is merely waiting and it runs twice;
-* one queue per pool, routed by task name, so ``celery worker -Q archive`` is the archive pool.
+* one queue per pool, routed by task name, so ``celery worker -Q archive`` is the archive pool;
+* no task events unless ``CELERY_TASK_EVENTS=1``: sending one per task state costs the workers
+  ≈ 6-8 ms of CPU per pipeline event (issue 15's profile) for a monitor that is usually not
+  there.  Flower needs none of this setting: while it runs (``omics-events flower``) it
+  broadcasts ``enable_events`` to every worker every 5 s (its ``--enable_events`` option,
+  default on), so the workers it watches send events, including workers started after it.
+  They keep sending after Flower stops, until ``celery control disable_events`` or a restart.
+  Its worker list and queue lengths (``/api/workers``, ``/api/queues/length``) need no events
+  at all: they come from remote control (``inspect``) and the broker.
 
 With no ``REDIS_URL`` the broker is Celery's in-memory transport and workers run inside the
 process (the embedded default).  With one, ``redis://`` means kombu's Redis transport as patched
@@ -64,8 +72,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_acks_on_failure_or_timeout": True,
         "worker_prefetch_multiplier": 1,
         "worker_cancel_long_running_tasks_on_connection_loss": True,
-        "worker_send_task_events": True,
-        "task_send_sent_event": True,
+        # task events: off unless asked for (``CELERY_TASK_EVENTS``); Flower enables them
+        # on the workers it watches (module docstring)
+        "worker_send_task_events": settings.celery_task_events,
+        "task_send_sent_event": settings.celery_task_events,
         "worker_hijack_root_logger": False,
         "task_queues": [Queue(name, exchange, routing_key=name) for name in QUEUES],
         "task_default_queue": QUEUES[0],

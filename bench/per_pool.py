@@ -86,6 +86,7 @@ class StageFigure:
     rss_mb: float
     per_event: float  # items this stage owes per emitted event
     calls: Calls | None = None  # requests the fakes answered while this stage ran
+    published: int = 0  # Celery tasks published for this stage's outbox rows (sweeper included)
 
     @property
     def rate(self) -> float:
@@ -96,18 +97,21 @@ class StageFigure:
         return self.rate / self.per_event if self.per_event else float("inf")
 
 
-def _owed(engine: Engine, stage: str) -> tuple[int, int, datetime | None, datetime | None]:
-    """(rows of ``stage``, not done, first done_at, last done_at)."""
+def _owed(
+    engine: Engine, stage: str
+) -> tuple[int, int, datetime | None, datetime | None, int]:
+    """(rows of ``stage``, not done, first done_at, last done_at, tasks published)."""
     with engine.connect() as connection:
-        total, left, first, last = connection.execute(
+        total, left, first, last, published = connection.execute(
             select(
                 func.count(),
                 func.count().filter(outbox.c.done_at.is_(None)),
                 func.min(outbox.c.done_at),
                 func.max(outbox.c.done_at),
+                func.coalesce(func.sum(outbox.c.publish_count), 0),
             ).where(outbox.c.stage == stage)
         ).one()
-    return int(total), int(left), first, last
+    return int(total), int(left), first, last, int(published)
 
 
 def _wait(check: Callable[[], bool], timeout: float, label: str) -> None:
@@ -152,14 +156,14 @@ def measure_stage(
     before = usage_snapshot(stack)
     started = datetime.now().astimezone()
     _wait(lambda: _owed(engine, stage)[1] == 0, timeout, stage)
-    total, _, first, last = _owed(engine, stage)
+    total, _, first, last, published = _owed(engine, stage)
     cpu, rss = usage_delta(before, stack.usage())[name]
     stack.stop(name)
     # a small backlog can be done while the worker still answers its readiness ping
     if first is not None and first < started:
         started = first
     seconds = (last - started).total_seconds() if last else 0.0
-    return StageFigure(stage, total, seconds, cpu, rss, total / n)
+    return StageFigure(stage, total, seconds, cpu, rss, total / n, published=published)
 
 
 #: The log followers: pool → the cursor it moves.
@@ -199,6 +203,7 @@ def table(figures: list[StageFigure]) -> Table:
         "events/s if alone",
         "CPU s",
         "CPU ms per item",
+        "tasks published per item",
         "S3 req per item",
         "HealthOmics calls per item",
         "throttled",
@@ -216,6 +221,7 @@ def table(figures: list[StageFigure]) -> Table:
             f"{f.events_rate:,.0f}",
             f"{f.cpu:.1f}",
             f"{1000 * f.cpu / max(f.items, 1):.1f}",
+            f"{f.published / max(f.items, 1):.2f}" if f.published else "-",
             f"{f.calls.s3_total / max(f.items, 1):.2f}" if f.calls else "-",
             f"{f.calls.omics_total / max(f.items, 1):.2f}" if f.calls else "-",
             f"{f.calls.throttled_total:,}" if f.calls else "-",

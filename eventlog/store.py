@@ -293,6 +293,21 @@ def get(connection: Connection, event_id: str) -> StoredEvent | None:
     return stored_event(row) if row is not None else None
 
 
+def get_for_stage(
+    connection: Connection, event_id: str, stage: str
+) -> tuple[StoredEvent | None, bool]:
+    """(the event, whether ``stage`` is done for it) in one round trip: what every stage task
+    reads first (:func:`get` and :func:`is_done` were two)."""
+    row = connection.execute(
+        select(events, outbox.c.done_at.label("stage_done_at"))
+        .outerjoin(outbox, and_(outbox.c.event_id == events.c.event_id, outbox.c.stage == stage))
+        .where(events.c.event_id == event_id)
+    ).one_or_none()
+    if row is None:
+        return None, False
+    return stored_event(row), row.stage_done_at is not None
+
+
 def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> list[StoredEvent]:
     """Events in log order, for folds and inspection."""
     rows = connection.execute(
@@ -332,7 +347,7 @@ def defer(connection: Connection, event_id: str, stage: str, not_before: datetim
     connection.execute(
         update(outbox)
         .where(outbox.c.event_id == event_id, outbox.c.stage == stage, outbox.c.done_at.is_(None))
-        .values(not_before=as_utc(not_before), published_at=None)
+        .values(not_before=as_utc(not_before), published_at=None, outcome=None)
     )
 
 
@@ -389,7 +404,9 @@ def claim_due(
     """Unfinished, due work that may need publishing, in id order from ``after_id``.
 
     Due means: ``not_before`` has passed, and either it was never published (and its producer
-    had the grace period to do so), or it was deferred and is due again, or it was published
+    had the grace period to do so), or it was deferred and is due again (made due by a stage
+    that publishes it itself, marked by an ``outcome`` on unfinished work — a callback woken by
+    the status before it — only after that grace period too), or it was published
     longer ago than ``redeliver_after`` (``published_at`` set: whether its message is really
     gone is the sweeper's question to the broker, workers/outbox.py).  On PostgreSQL concurrent
     sweepers skip each other's rows (``FOR UPDATE SKIP LOCKED``).
@@ -408,7 +425,12 @@ def claim_due(
         .where(
             or_(
                 and_(outbox.c.published_at.is_(None), outbox.c.created_at <= now - grace),
-                and_(outbox.c.published_at.is_(None), outbox.c.not_before > outbox.c.created_at),
+                and_(
+                    outbox.c.published_at.is_(None),
+                    outbox.c.not_before > outbox.c.created_at,
+                    # marked (a callback woken by its predecessor): its waker publishes it
+                    or_(outbox.c.outcome.is_(None), outbox.c.not_before <= now - grace),
+                ),
                 outbox.c.published_at <= now - redeliver_after,
             )
         )

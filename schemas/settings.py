@@ -237,6 +237,15 @@ class Settings(BaseSettings):
         description="Seconds before Redis redelivers an unacknowledged task; must exceed the "
         "longest task and the retry cap.",
     )
+    celery_task_events: bool = Field(
+        default=False,
+        validation_alias=_env("CELERY_TASK_EVENTS"),
+        description="Set to 1 to make workers send Celery task events (and producers "
+        "`task-sent` ones) from the start. Off by default: they cost CPU on every task and "
+        "nobody reads them unless a monitor watches; Flower turns them on by itself in the "
+        "workers it watches (every 5 s, its `--enable_events`, default on), and they stay on "
+        "until `celery control disable_events`.",
+    )
     worker_concurrency: int = Field(
         default=2,
         ge=1,

@@ -27,6 +27,7 @@ import boto3
 import httpx
 import pytest
 from celery import Celery
+from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
 from eventlog.projections import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
@@ -1007,3 +1008,55 @@ def test_bulk_redelivery_holds_back_a_runs_later_callbacks_when_one_is_refused(
         assert [(i.status, i.http_status) for i in left] == [("RUNNING", 404), ("COMPLETED", 403)]
         assert dead_callbacks(connection, Filters(run=rig.wes_ids()[run_id])) == left
         assert dead_callbacks(connection, Filters(run="9999999")) == []
+
+
+def test_a_runs_statuses_arriving_at_once_publish_each_callback_once_in_order(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """Five statuses of one run land together: each callback waits for the one before it and
+    is published once, when its turn comes (not re-published every few seconds to look)."""
+    rig = make_rig(seed=11)
+    run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    statuses = [e for e in rig.simulate() if e["detail"]["runId"] == run_id]
+    assert len({e["detail"]["status"] for e in statuses}) == 5, statuses
+    rig.feed(statuses)  # one batch: every enrichment and callback of the run is in flight at once
+    rig.settle()
+
+    rows = rig.rows(outbox, outbox.c.stage == "callback")
+    assert len(rows) == 5
+    assert {row.event_id: row.publish_count for row in rows} == {row.event_id: 1 for row in rows}
+    status_of = {e["id"]: e["detail"]["status"] for e in statuses}
+    received = [status_of[event_id] for event_id in rig.receiver.accepted_event_ids()]
+    assert received == ["PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED"], received
+    final_check(rig)
+
+
+def test_a_callback_task_costs_a_known_number_of_sql_statements(
+    make_rig: Callable[..., Rig],
+) -> None:
+    """SQL round trips per unit of work are the stages' main cost (issue 15): the statements of
+    one enrichment and one callback of a run's first status, counted at the driver."""
+    rig = make_rig(seed=11, start_workers=False)
+    run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")
+    first = next(e for e in rig.simulate() if e["detail"]["runId"] == run_id)
+    rig.feed([first])
+    seen: list[str] = []
+
+    def count(*args: Any) -> None:
+        seen.append(args[2])
+
+    sa_event.listen(rig.engine, "before_cursor_execute", count)
+    try:
+        assert enrich_run(rig.app.runtime, first["id"]) == "enriched"
+        enrich_statements = len(seen)
+        assert deliver_callback(rig.app.runtime, first["id"]) == "delivered"
+    finally:
+        sa_event.remove(rig.engine, "before_cursor_execute", count)
+    callback_statements = len(seen) - enrich_statements
+    # enrich: read, GetRun's projection, append (lock, insert, folds, archive owed), complete,
+    # the callback owed and the run's waiting callbacks (lock, read), publish (read, mark)
+    assert enrich_statements == 12, seen[:enrich_statements]
+    # callback: read (event, done, enrichment), the run's last delivery, the wait check (lock,
+    # read), history, append (lock, insert, folds, archive owed), complete, wake (lock, read),
+    # publish (read, mark); 18 before issue 15
+    assert callback_statements == 16, seen[enrich_statements:]

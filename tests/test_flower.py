@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from producers.local_aws import free_port
 from schemas.settings import Settings
 from tests.conftest import REPO
 from tests.test_archive_pipeline import wait_for
+from workers import create_app
 
 
 def _env(settings: Settings, **extra: str) -> dict[str, str]:
@@ -109,3 +111,14 @@ def test_flower_requires_auth_and_shows_every_pool(
     text = (tmp_path / "processes.log").read_text()
     assert "flower-secret-pw" not in text
     assert all(process.returncode is not None for process in processes)
+
+
+def test_workers_send_no_task_events_unless_asked(
+    make_settings: Callable[..., Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Task events cost CPU on every task; Flower turns them on itself in what it watches."""
+    monkeypatch.delenv("CELERY_TASK_EVENTS", raising=False)
+    default = create_app(make_settings()).conf
+    assert not default.worker_send_task_events and not default.task_send_sent_event
+    asked = create_app(make_settings(celery_task_events=True)).conf
+    assert asked.worker_send_task_events and asked.task_send_sent_event

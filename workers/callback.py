@@ -16,10 +16,17 @@ Why each rule, against what the Lambda did:
   elsewhere either.
 * **In order, never backwards, never twice.**  Callbacks of one run are serialised by a lock per
   run (a Redis lease across processes, an in-process lock in the embedded default).  A
-  callback waits (deferred in the outbox) while an earlier status of its run is still being
-  enriched or delivered; whatever finishes that one wakes it.  A status not newer than the last
-  one delivered for the run is not sent: *Callback Superseded*.  The server remembers only the
-  last ``event_id``, so these are what keep a late RUNNING from overwriting COMPLETED.
+  callback whose run has an earlier status still being enriched or delivered is recorded as
+  waiting in the outbox (``outcome = 'waiting'``, unpublished) — by the enrichment that owes
+  it, or by the task itself if that status turned up later — and is published once, by the
+  transaction that finishes the last status before it (delivered, superseded, skipped,
+  dead-lettered; :func:`wake_callbacks`).  Deciding to wait and waking happen under one
+  database lock per run (:func:`_sequence_lock`), so no wake is missed; the sweeper publishes
+  a waiting callback nobody woke after ``WAIT_SAFETY_NET`` (a crash between commit and
+  publish).  Before, a waiting callback was re-published every 5 s to look again.  A status
+  not newer than the last one delivered for the run is not sent: *Callback Superseded*.  The
+  server remembers only the last ``event_id``, so these are what keep a late RUNNING from
+  overwriting COMPLETED.
 * **Retries with a window, not forever and not never.**  5xx, 429, 408, timeouts and connection
   errors are retried with exponential backoff and jitter (``Retry-After`` honoured) for
   ``CALLBACK_RETRY_WINDOW``; short waits are Celery retries, longer ones are stored in the
@@ -61,7 +68,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import redis
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, select, update
 
 from eventlog import store
 from eventlog.projections import (
@@ -101,9 +108,20 @@ STAGE = "callback"
 ENRICH_STAGE = "enrich"
 #: First retry delay in seconds; doubles per failed attempt up to ``CALLBACK_BACKOFF_MAX``.
 RETRY_BASE = 1.0
-#: How long a callback waits for an earlier status of its run before it looks again (it is
-#: normally woken sooner, when that status finishes).
-PREDECESSOR_WAIT = 5.0
+#: How long a callback recorded as waiting for an earlier status of its run stays unpublished
+#: if nothing wakes it: the sweeper's safety net.  It is normally published once, by whatever
+#: finishes the status before it (:func:`wake_callbacks`), in the same transaction.
+WAIT_SAFETY_NET = 30.0
+#: ``outbox.outcome`` of an unfinished callback waiting for an earlier status of its run (the
+#: column holds the outcome once the work is done; until then, only this marker).
+WAITING = "waiting"
+#: ``outbox.outcome`` of a callback its predecessor's transaction made due and publishes after
+#: commit: the sweeper leaves it to that publisher for its grace period (eventlog/store.py).
+WOKEN = "woken"
+#: First key of the PostgreSQL advisory lock that sequences one run's callbacks (the second is
+#: a hash of the run's uuid): "wait for the status before" and "wake the status after" are
+#: decided under it, so a status finishing never misses a callback just deciding to wait.
+SEQUENCE_LOCK_KEY = 0x0CA1
 #: Response bodies kept in facts and dead letters.
 MAX_BODY = 2000
 #: Seconds a run's callback lock outlives a dead holder.  A live holder renews it every third
@@ -369,46 +387,142 @@ def running_event_id(run_uuid: str) -> str:
     return derived_id(f"run:{run_uuid}", "status:RUNNING")
 
 
-def wake_callbacks(connection: Connection, run_uuid: str) -> list[str]:
-    """Make a run's waiting callbacks due now; returns their event ids (publish after commit).
+def _sequence_lock(connection: Connection, run_uuid: str) -> None:
+    """Serialise, until commit, the transactions that decide a run's callback order.
 
-    A callback waits (deferred in the outbox) while an earlier status of its run is still in the
-    pipeline; whatever finishes that status wakes it instead of leaving it to the sweeper.
+    PostgreSQL: a transaction-scoped advisory lock per run.  SQLite: any write takes the one
+    write lock until commit; an UPDATE that matches nothing takes it before anything is read.
     """
-    now = store.utcnow()
-    waiting = list(
+    if connection.dialect.name == "postgresql":
         connection.execute(
-            select(outbox.c.event_id)
+            select(func.pg_advisory_xact_lock(SEQUENCE_LOCK_KEY, func.hashtext(run_uuid)))
+        )
+    else:
+        connection.execute(update(outbox).where(outbox.c.id == -1).values(outcome=None))
+
+
+def _unfinished_statuses(connection: Connection, run_uuid: str) -> list[Any]:
+    """(event id, stage, outcome, status) of the run's statuses still being enriched or sent."""
+    return list(
+        connection.execute(
+            select(outbox.c.event_id, outbox.c.stage, outbox.c.outcome, events.c.status)
             .join(events, events.c.event_id == outbox.c.event_id)
             .where(
                 events.c.resource_id == run_uuid,
                 events.c.detail_type.in_(sorted(STATUS_EVENTS)),
-                outbox.c.stage == STAGE,
+                outbox.c.stage.in_([ENRICH_STAGE, STAGE]),
                 outbox.c.done_at.is_(None),
-                outbox.c.not_before > now,
             )
-        ).scalars()
+        )
     )
-    for event_id in waiting:
-        store.defer(connection, event_id, STAGE, now)
-    return waiting
+
+
+def wake_callbacks(connection: Connection, run_uuid: str) -> list[str]:
+    """After a status of the run finished (in its transaction): the waiting callbacks that no
+    earlier status holds up any more, made due; returns their event ids (publish after commit).
+
+    Only those: a callback waiting behind another one stays unpublished until that one is done,
+    so each callback is published once, when its turn comes (not every few seconds to look).
+    """
+    _sequence_lock(connection, run_uuid)
+    return _wake_ready(connection, _unfinished_statuses(connection, run_uuid))
+
+
+def _wake_ready(connection: Connection, rows: Sequence[Any]) -> list[str]:
+    """Make due the waiting callbacks among ``rows`` (a run's unfinished statuses) that no
+    earlier status holds up; their event ids."""
+    ready = [
+        row.event_id
+        for row in rows
+        if row.stage == STAGE
+        and row.outcome == WAITING
+        and not any(
+            rank_of(other.status) < rank_of(row.status)
+            for other in rows
+            if other.event_id != row.event_id
+        )
+    ]
+    if ready:
+        connection.execute(
+            update(outbox)
+            .where(
+                outbox.c.event_id.in_(ready), outbox.c.stage == STAGE, outbox.c.done_at.is_(None)
+            )
+            .values(not_before=store.utcnow(), published_at=None, outcome=WOKEN)
+        )
+    return ready
+
+
+@dataclass(frozen=True)
+class _Owed:
+    """A callback owed in this transaction, as :func:`_unfinished_statuses` would read it."""
+
+    event_id: str
+    status: str | None
+    stage: str = STAGE
+    outcome: str | None = None
+
+
+def owe_callback(
+    connection: Connection, event: StoredEvent, run_uuid: str
+) -> tuple[bool, list[str]]:
+    """Owe the callback of a status whose enrichment just finished (in the transaction that
+    finished it, after its enrich work is marked done), and wake the run's callbacks it no
+    longer holds up: (whether its callback is due now, the callbacks woken), to publish after
+    commit.  Its callback waits instead while an earlier status of the run is in flight."""
+    _sequence_lock(connection, run_uuid)
+    rows = _unfinished_statuses(connection, run_uuid)
+    rank = rank_of(event.status)
+    behind = any(
+        row.event_id != event.event_id and rank_of(row.status) < rank for row in rows
+    )
+    now = store.utcnow()
+    store.owe(
+        connection,
+        [
+            {
+                "event_id": event.event_id,
+                "stage": STAGE,
+                "created_at": now,
+                "not_before": now + timedelta(seconds=WAIT_SAFETY_NET) if behind else now,
+                "publish_count": 0,
+                "outcome": WAITING if behind else None,
+            }
+        ],
+    )
+    woken = _wake_ready(connection, [*rows, _Owed(event.event_id, event.status)])
+    return not behind, woken
+
+
+def _wait_if_behind(connection: Connection, event: StoredEvent, run_uuid: str) -> bool:
+    """Record the callback as waiting if an earlier status of its run is in flight (True)."""
+    _sequence_lock(connection, run_uuid)
+    if not _earlier_in_flight(connection, event, run_uuid):
+        return False
+    connection.execute(
+        update(outbox)
+        .where(
+            outbox.c.event_id == event.event_id,
+            outbox.c.stage == STAGE,
+            outbox.c.done_at.is_(None),
+        )
+        .values(
+            not_before=store.utcnow() + timedelta(seconds=WAIT_SAFETY_NET),
+            published_at=None,
+            outcome=WAITING,
+        )
+    )
+    return True
 
 
 def _earlier_in_flight(connection: Connection, event: StoredEvent, run_uuid: str) -> list[str]:
     """Earlier statuses of the run still being enriched or delivered."""
     rank = rank_of(event.status)
-    rows = connection.execute(
-        select(outbox.c.event_id, events.c.status)
-        .join(events, events.c.event_id == outbox.c.event_id)
-        .where(
-            events.c.resource_id == run_uuid,
-            events.c.detail_type.in_(sorted(STATUS_EVENTS)),
-            outbox.c.stage.in_([ENRICH_STAGE, STAGE]),
-            outbox.c.done_at.is_(None),
-            outbox.c.event_id != event.event_id,
-        )
-    )
-    return [row.event_id for row in rows if rank_of(row.status) < rank]
+    return [
+        row.event_id
+        for row in _unfinished_statuses(connection, run_uuid)
+        if row.event_id != event.event_id and rank_of(row.status) < rank
+    ]
 
 
 # --- one delivery -----------------------------------------------------------------------------
@@ -447,12 +561,29 @@ class Call:
         return detail
 
 
-def _enrichment(connection: Connection, event_id: str) -> dict[str, Any] | None:
-    payload = connection.execute(
-        select(events.c.payload).where(
-            events.c.caused_by == event_id, events.c.detail_type == RUN_ENRICHED
+def _load(
+    connection: Connection, event_id: str
+) -> tuple[StoredEvent | None, bool, dict[str, Any] | None]:
+    """(the event, whether its callback is done, its enrichment) in one round trip."""
+    enriched = events.alias("enriched")
+    enrichment = (
+        select(enriched.c.payload)
+        .where(enriched.c.caused_by == event_id, enriched.c.detail_type == RUN_ENRICHED)
+        .scalar_subquery()
+    )
+    row = connection.execute(
+        select(
+            events, outbox.c.done_at.label("stage_done_at"), enrichment.label("enrichment")
         )
-    ).scalar_one_or_none()
+        .outerjoin(outbox, (outbox.c.event_id == events.c.event_id) & (outbox.c.stage == STAGE))
+        .where(events.c.event_id == event_id)
+    ).one_or_none()
+    if row is None:
+        return None, False, None
+    return store.stored_event(row), row.stage_done_at is not None, _detail(row.enrichment)
+
+
+def _detail(payload: Any) -> dict[str, Any] | None:
     if not isinstance(payload, dict):
         return None
     detail = payload.get("detail")
@@ -461,16 +592,12 @@ def _enrichment(connection: Connection, event_id: str) -> dict[str, Any] | None:
 
 def _history(connection: Connection, event_id: str) -> tuple[int, datetime | None]:
     """(callback facts so far, time of the first failed attempt) for one event."""
-    count = connection.execute(
-        select(func.count())
-        .select_from(events)
-        .where(events.c.caused_by == event_id, events.c.detail_type.like("Callback %"))
-    ).scalar_one()
-    first_failure = connection.execute(
-        select(func.min(events.c.event_time)).where(
-            events.c.caused_by == event_id, events.c.detail_type == CALLBACK_FAILED
-        )
-    ).scalar_one_or_none()
+    count, first_failure = connection.execute(
+        select(
+            func.count(),
+            func.min(events.c.event_time).filter(events.c.detail_type == CALLBACK_FAILED),
+        ).where(events.c.caused_by == event_id, events.c.detail_type.like("Callback %"))
+    ).one()
     return int(count), store.as_utc(first_failure) if first_failure else None
 
 
@@ -557,12 +684,11 @@ def deliver_callback(
     """
     manual = force or recover
     with runtime.engine.connect() as connection:
-        event = store.get(connection, event_id)
-        if event is None:
-            raise PermanentError(f"event {event_id} is not in the log")
-        if not manual and store.is_done(connection, event_id, STAGE):
-            return "already-done"
-        enrichment = _enrichment(connection, event_id)
+        event, done, enrichment = _load(connection, event_id)
+    if event is None:
+        raise PermanentError(f"event {event_id} is not in the log")
+    if not manual and done:
+        return "already-done"
     if enrichment is None:
         raise PermanentError(f"event {event_id} has no Run Enriched fact to send")
     settings = runtime.settings
@@ -595,14 +721,28 @@ def deliver_callback(
     with run_lock(runtime, call.run_uuid, timeout=3 * settings.callback_timeout + 5):
         if not force:
             with runtime.engine.connect() as connection:
-                if not recover and store.is_done(connection, event_id, STAGE):
-                    return "already-done"
+                # the run's last delivery, and whether this work was finished meanwhile: one read
+                done_at = (
+                    select(outbox.c.done_at)
+                    .where(outbox.c.event_id == event_id, outbox.c.stage == STAGE)
+                    .scalar_subquery()
+                )
                 row = connection.execute(
                     select(
-                        runs.c.callback_event_id, runs.c.callback_rank, runs.c.callback_status
-                    ).where(runs.c.run_uuid == call.run_uuid)
+                        runs.c.callback_event_id,
+                        runs.c.callback_rank,
+                        runs.c.callback_status,
+                        done_at.label("done_at"),
+                    )
+                    .select_from(runs)
+                    .where(runs.c.run_uuid == call.run_uuid)
                 ).one_or_none()
-                earlier = _earlier_in_flight(connection, event, call.run_uuid)
+            if not recover and row is not None and row.done_at is not None:
+                return "already-done"
+            if row is None and not recover:
+                with runtime.engine.connect() as connection:  # a run the log never folded
+                    if store.is_done(connection, event_id, STAGE):
+                        return "already-done"
             if row is not None and row.callback_event_id == event_id:
                 if not recover:
                     _finish_quietly(runtime, call, "delivered")
@@ -617,16 +757,14 @@ def deliver_callback(
                     f"delivered for this run",
                 )
                 return "superseded"
-            if earlier:
-                if not recover:
-                    with runtime.engine.begin() as connection:
-                        store.defer(
-                            connection,
-                            event_id,
-                            STAGE,
-                            store.utcnow() + timedelta(seconds=PREDECESSOR_WAIT),
-                        )
-                return "waiting"
+            if recover:  # hand-sent: look, but leave the outbox as it is
+                with runtime.engine.connect() as connection:
+                    if _earlier_in_flight(connection, event, call.run_uuid):
+                        return "waiting"
+            else:
+                with runtime.engine.begin() as connection:
+                    if _wait_if_behind(connection, event, call.run_uuid):
+                        return "waiting"
         return _send(runtime, call, payload)
 
 
@@ -908,6 +1046,7 @@ __all__: Sequence[str] = (
     "Target",
     "callback_endpoint",
     "deliver_callback",
+    "owe_callback",
     "redeliver",
     "resolve_target",
     "running_event_id",

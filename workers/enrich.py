@@ -62,8 +62,7 @@ from eventlog.projections import (
 from eventlog.store import LogEntry, StoredEvent
 from eventlog.tables import runs
 from schemas.parsing import canonical_json
-from workers.callback import STAGE as NEXT_STAGE
-from workers.callback import wake_callbacks
+from workers.callback import owe_callback, wake_callbacks
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
 from workers.routing import FACT_STAGES
@@ -380,11 +379,11 @@ def _known_run(runtime: Runtime, run_uuid: str) -> Any:
 
 def enrich_run(runtime: Runtime, event_id: str) -> str:
     with runtime.engine.connect() as connection:
-        event = store.get(connection, event_id)
-        if event is None:
-            raise PermanentError(f"event {event_id} is not in the log")
-        if store.is_done(connection, event_id, STAGE):
-            return "already-enriched"
+        event, done = store.get_for_stage(connection, event_id, STAGE)
+    if event is None:
+        raise PermanentError(f"event {event_id} is not in the log")
+    if done:
+        return "already-enriched"
     if event.detail_type not in STATUS_EVENTS:
         raise PermanentError(f"{event.detail_type} is not a run status change")
     detail = event.payload.get("detail") or {}
@@ -604,8 +603,8 @@ def _finish(
                 reason=refused.reason,
                 raw=refused.raw,
             )
-        store.schedule(connection, event.event_id, NEXT_STAGE)
         store.complete(connection, event.event_id, STAGE, "enriched")
-        woken = wake_callbacks(connection, enrichment["uuid"])
-    runtime.publish([event.event_id, fact.event_id, *woken])
+        # the callback is due now, or waits (unpublished) for the status before it
+        due, woken = owe_callback(connection, event, enrichment["uuid"])
+    runtime.publish([*([event.event_id] if due else []), fact.event_id, *woken])
     return "enriched"

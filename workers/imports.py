@@ -223,11 +223,11 @@ class ImportServices:
 def import_stage(runtime: Runtime, event_id: str) -> str:
     """The ``imports`` stage: dispatch on what the event is."""
     with runtime.engine.connect() as connection:
-        event = store.get(connection, event_id)
-        if event is None:
-            raise PermanentError(f"event {event_id} is not in the log")
-        if store.is_done(connection, event_id, STAGE):
-            return "already-done"
+        event, done = store.get_for_stage(connection, event_id, STAGE)
+    if event is None:
+        raise PermanentError(f"event {event_id} is not in the log")
+    if done:
+        return "already-done"
     services = ImportServices.of(runtime)
     kind = (event.source, event.detail_type)
     if kind == ("aws.s3", "Object Created") and event.origin == "aws":

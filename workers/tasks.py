@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery, Task
+from sqlalchemy import Connection
 
 from eventlog import store
+from eventlog.store import StoredEvent
 from workers.errors import PermanentError, RetryLater
 from workers.logs import event_context
 from workers.runtime import Runtime, runtime_of
@@ -113,8 +115,10 @@ class StageTask(Task):
                 reason=reason,
                 raw=raw,
             )
-            if event is not None:
-                store.complete(connection, event_id, self.stage, outcome)
+            woken: list[str] = []
+            if event is not None and store.complete(connection, event_id, self.stage, outcome):
+                woken = _wake_successors(connection, self.stage, event)
+        runtime.publish(woken)
 
 
 def register_stage(app: Celery, stage: str, handler: StageFunction, name: str) -> Task:
@@ -132,6 +136,16 @@ def register_stage(app: Celery, stage: str, handler: StageFunction, name: str) -
         },
     )
     return app.register_task(task_class())
+
+
+def _wake_successors(connection: Connection, stage: str, event: StoredEvent) -> list[str]:
+    """A run status given up on still lets the run's next callback go (workers/callback.py
+    sequences them): the callbacks it woke, to publish after commit."""
+    from workers.callback import ENRICH_STAGE, STAGE, wake_callbacks  # the stage on top
+
+    if stage not in {ENRICH_STAGE, STAGE} or not event.resource_id:
+        return []
+    return wake_callbacks(connection, event.resource_id)
 
 
 def _touch(path: str | None) -> None:
