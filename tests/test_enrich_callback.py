@@ -1053,10 +1053,10 @@ def test_a_callback_task_costs_a_known_number_of_sql_statements(
     finally:
         sa_event.remove(rig.engine, "before_cursor_execute", count)
     callback_statements = len(seen) - enrich_statements
-    # enrich: read, GetRun's projection, append (lock, insert, folds, archive owed), complete,
+    # enrich: read, GetRun's projection, append (lock, insert, folds), complete,
     # the callback owed and the run's waiting callbacks (lock, read), publish (read, mark)
-    assert enrich_statements == 12, seen[:enrich_statements]
+    assert enrich_statements == 11, seen[:enrich_statements]
     # callback: read (event, done, enrichment), the run's last delivery, the wait check (lock,
-    # read), history, append (lock, insert, folds, archive owed), complete, wake (lock, read),
+    # read), history, append (lock, insert, folds), complete, wake (lock, read),
     # publish (read, mark); 18 before issue 15
-    assert callback_statements == 16, seen[enrich_statements:]
+    assert callback_statements == 14, seen[enrich_statements:]
