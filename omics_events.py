@@ -702,12 +702,12 @@ def metrics_command(flush: bool) -> None:
     """How far the metrics pool (CloudWatch), the alerts and the archive pool have followed the
     log."""
     from workers.archive import archive_status
-    from workers.metrics import ObserverLoop, metrics_status
+    from workers.metrics import metrics_loop, metrics_status
 
     settings = _settings()
     app = _ready_app(settings)
     if flush:
-        ObserverLoop(app.runtime).flush()
+        metrics_loop(app.runtime).flush()
     with app.runtime.engine.connect() as connection:
         status = metrics_status(connection)
         archive = archive_status(connection)

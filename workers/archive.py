@@ -45,7 +45,6 @@ from __future__ import annotations
 import gzip
 import json
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -53,7 +52,7 @@ from typing import Any
 
 import orjson
 from botocore.exceptions import BotoCoreError, ClientError
-from celery import Celery, bootsteps
+from celery import Celery
 from sqlalchemy import Connection, func, select
 
 from eventlog import cursors, store
@@ -61,6 +60,7 @@ from eventlog.store import StoredEvent, as_utc
 from eventlog.tables import events
 from schemas.flatten import FLATTEN_STYLES
 from schemas.parsing import OMICS_SOURCE, canonical_json
+from workers.follower_loop import Followed, FollowerLoop, FollowerStep
 from workers.runtime import Runtime, runtime_of
 from workers.storage import BATCH_CONTENT_TYPE, UnsafeKey, batch_key, flattened_key
 
@@ -77,8 +77,6 @@ LEASE = timedelta(seconds=15)
 LEASE_PASSES = 10
 #: Full batches written in one pass at most before the loop checks whether it should stop.
 DRAIN = 20
-#: Longest a stopping worker waits for the archive thread, and then for the final pass.
-SHUTDOWN_WAIT = 10.0
 
 
 def flattened_record(payload: dict[str, Any], style: str) -> bytes:
@@ -307,74 +305,17 @@ def _is_run_event(event: StoredEvent) -> bool:
 # --- the loop and the worker bootstep -------------------------------------------------------------
 
 
-class ArchiveLoop:
-    """Runs the :class:`ArchiveFollower` every ``ARCHIVE_BATCH_SECONDS`` in a thread."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
-        self.interval = runtime.settings.archive_batch_seconds
-        self.follower = ArchiveFollower(runtime)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._passes = threading.Lock()  # one pass at a time: the loop's or the last one
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="archive-pool", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.tick()
-
-    def tick(self) -> None:
-        """One pass; a backlog is written a full batch after another."""
-        if not self._passes.acquire(timeout=SHUTDOWN_WAIT):
-            return  # a pass is stuck on a dead endpoint; its range stays pending
-        try:
-            for _ in range(DRAIN):
-                self.follower.run_once()
-                if not self.follower.backlog or self._stop.is_set():
-                    return
-        except Exception:  # the database may be down: next interval
-            log.exception("archive pass failed")
-        finally:
-            self._passes.release()
-
-    def stop(self) -> None:
-        """Stop the thread and write once more (each within ``SHUTDOWN_WAIT``), then give the
-        lease up; what is not written stays behind the cursor for the next archive worker."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=SHUTDOWN_WAIT)
-            self._thread = None
-        last = threading.Thread(target=self.flush, name="archive-final-pass", daemon=True)
-        last.start()
-        last.join(timeout=SHUTDOWN_WAIT)
-
-    def flush(self) -> None:
-        self.tick()
-        try:
-            self.follower.close()
-        except Exception:
-            log.debug("could not release the archive cursor lease")
-
-
-class ArchivePoolStep(bootsteps.StartStopStep):
-    """Starts the :class:`ArchiveLoop` in a worker that consumes queue ``archive``."""
+class ArchivePoolStep(FollowerStep):
+    """Runs the :class:`ArchiveFollower` every ``ARCHIVE_BATCH_SECONDS`` in a worker that
+    consumes queue ``archive`` (:mod:`workers.follower_loop`)."""
 
     label = "archive-pool"
-    requires = ("celery.worker.components:Pool",)
+    queue = QUEUE
 
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        consumed = parent.app.amqp.queues.consume_from
-        self.enabled = not consumed or QUEUE in consumed
-
-    def create(self, parent: Any) -> ArchiveLoop:
-        return ArchiveLoop(runtime_of(parent.app))
+    def create(self, parent: Any) -> FollowerLoop:
+        runtime = runtime_of(parent.app)
+        follower = Followed("archive", ArchiveFollower(runtime), drain=DRAIN)
+        return FollowerLoop("archive-pool", runtime.settings.archive_batch_seconds, [follower])
 
 
 def install(app: Celery) -> None:

@@ -41,7 +41,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from celery import Celery, bootsteps
+from celery import Celery
 from sqlalchemy import Connection, func, select
 
 from eventlog import cursors, store
@@ -49,6 +49,7 @@ from eventlog import import_projections as imports
 from eventlog.store import StoredEvent, as_utc, utcnow
 from eventlog.tables import dead_letters, events
 from workers.aws import client_config
+from workers.follower_loop import Followed, FollowerLoop, FollowerStep
 from workers.runtime import Runtime, runtime_of
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,6 @@ CURSOR = "cloudwatch"
 LEASE = timedelta(seconds=120)
 #: Events and dead letters read per pass at most (a backlog takes several passes).
 READ_LIMIT = 5000
-#: Longest a stopping worker waits for the metrics thread, and then for the final flush.
-SHUTDOWN_WAIT = 10.0
 #: CloudWatch refuses datapoints older than two weeks.
 MAX_AGE = timedelta(days=14) - timedelta(hours=1)
 
@@ -603,91 +602,27 @@ class MetricsEmitter:
 # --- the loop and the worker bootstep -----------------------------------------------------------
 
 
-class ObserverLoop:
-    """Runs the followers (metrics, alerts) every ``METRICS_FLUSH_INTERVAL`` in a thread."""
-
-    def __init__(self, runtime: Runtime) -> None:
-        from workers.alerts import AlertsFollower
-
-        self.runtime = runtime
-        self.interval = runtime.settings.metrics_flush_interval
-        self.emitter = MetricsEmitter(runtime)
-        self.alerts = AlertsFollower(runtime)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._passes = threading.Lock()  # one pass at a time: the loop's or the last flush
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="metrics-pool", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.tick()
-
-    def tick(self) -> None:
-        """One pass of every follower; a backlog is drained a batch at a time."""
-        if not self._passes.acquire(timeout=SHUTDOWN_WAIT):
-            return  # a pass is stuck on a dead endpoint; its batch is kept for the next one
-        try:
-            for name, step in (("metrics", self._metrics), ("alerts", self.alerts.run_once)):
-                try:
-                    step()
-                except Exception:  # the database may be down: next interval
-                    log.exception("%s follower pass failed", name)
-        finally:
-            self._passes.release()
-
-    def _metrics(self) -> None:
-        for _ in range(20):  # a backlog: up to 20 full batches in one go, then the alerts' turn
-            self.emitter.run_once()
-            if not self.emitter.backlog or self._stop.is_set():
-                return
-
-    def stop(self) -> None:
-        """Stop the thread and flush once more, within ``SHUTDOWN_WAIT`` seconds each, so a
-        dead CloudWatch endpoint cannot hold up a worker's warm shutdown; what is not sent
-        stays behind the cursor for the next metrics worker."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=SHUTDOWN_WAIT)
-            self._thread = None
-        last = threading.Thread(target=self.flush, name="metrics-final-flush", daemon=True)
-        last.start()
-        last.join(timeout=SHUTDOWN_WAIT)
-        if last.is_alive():
-            log.warning(
-                "the final metrics flush did not finish within %.0f s; the next metrics worker "
-                "sends what is left",
-                SHUTDOWN_WAIT,
-            )
-
-    def flush(self) -> None:
-        """One last pass of every follower, then give their leases up."""
-        self.tick()
-        for follower in (self.emitter, self.alerts):
-            try:
-                follower.close()
-            except Exception:
-                log.debug("could not release the %s cursor lease", type(follower).__name__)
-
-
-class MetricsPoolStep(bootsteps.StartStopStep):
-    """Starts the :class:`ObserverLoop` in a worker that consumes queue ``metrics``."""
+class MetricsPoolStep(FollowerStep):
+    """Runs the metrics emitter and the alerts follower every ``METRICS_FLUSH_INTERVAL`` in a
+    worker that consumes queue ``metrics`` (:mod:`workers.follower_loop`): a backlog of metrics
+    takes up to 20 full batches, then the alerts' turn."""
 
     label = "metrics-pool"
-    requires = ("celery.worker.components:Pool",)
+    queue = QUEUE
 
-    def __init__(self, parent: Any, **kwargs: Any) -> None:
-        super().__init__(parent, **kwargs)
-        consumed = parent.app.amqp.queues.consume_from
-        self.enabled = not consumed or QUEUE in consumed
+    def create(self, parent: Any) -> FollowerLoop:
+        return metrics_loop(runtime_of(parent.app))
 
-    def create(self, parent: Any) -> ObserverLoop:
-        return ObserverLoop(runtime_of(parent.app))
+
+def metrics_loop(runtime: Runtime) -> FollowerLoop:
+    """The metrics pool's loop: the emitter (20 full batches a turn at most), then the alerts."""
+    from workers.alerts import AlertsFollower
+
+    followers = [
+        Followed("metrics", MetricsEmitter(runtime), drain=20),
+        Followed("alerts", AlertsFollower(runtime)),
+    ]
+    return FollowerLoop("metrics-pool", runtime.settings.metrics_flush_interval, followers)
 
 
 def install(app: Celery) -> None:
