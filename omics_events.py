@@ -151,9 +151,7 @@ def send(files: tuple[str, ...], wait: bool | None, timeout: float) -> None:
         pending = 0
         if wait:
             ids = [o.event_id for o in report.outcomes if o.event_id and o.verdict != "rejected"]
-            pending = wait_until_done(
-                app.runtime.engine, ids, timeout, archived=settings.embedded
-            )
+            pending = wait_until_done(app.runtime.engine, ids, timeout, archived=settings.embedded)
     table = Table(title="send")
     for column in ("accepted", "duplicate", "rejected", "published", "pending"):
         table.add_column(column, justify="right")
@@ -218,12 +216,17 @@ def poll(queue_urls: tuple[str, ...], receivers: int | None) -> None:
 
 @cli.command()
 @click.option("--pool", "queue", type=click.Choice(QUEUES), required=True, help="Which pool.")
-@click.option("--concurrency", type=int, default=None, help="Default: WORKER_CONCURRENCY.")
+@click.option(
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Default: WORKER_CONCURRENCY (the callback pool: CALLBACK_THREADS).",
+)
 @click.option(
     "--pool-type",
     type=click.Choice(["prefork", "threads", "solo"]),
     default=None,
-    help="Celery execution pool. Default: WORKER_POOL.",
+    help="Celery execution pool. Default: WORKER_POOL (the callback pool: threads).",
 )
 def worker(queue: str, concurrency: int | None, pool_type: str | None) -> None:
     """Run one worker pool (a `celery worker -Q POOL` process)."""
@@ -234,6 +237,8 @@ def worker(queue: str, concurrency: int | None, pool_type: str | None) -> None:
             "(without one, `send` and `demo` run workers in-process)"
         )
     app = _ready_app(settings)
+    # the callback pool waits on NGS360, not on the CPU: threads, as many as CALLBACK_THREADS
+    threads = settings.callback_threads if queue == "callback" else 0
     app.worker_main(
         [
             "worker",
@@ -242,9 +247,9 @@ def worker(queue: str, concurrency: int | None, pool_type: str | None) -> None:
             "--hostname",
             f"{queue}@%h",
             "--concurrency",
-            str(concurrency or settings.worker_concurrency),
+            str(concurrency or threads or settings.worker_concurrency),
             "--pool",
-            pool_type or settings.worker_pool,
+            pool_type or ("threads" if threads else settings.worker_pool),
             "--loglevel",
             settings.log_level,
         ]

@@ -190,15 +190,22 @@ def run_pipeline(
     rate: float | None,
     concurrency: int,
     timeout: float,
+    callback_threads: int = 0,
 ) -> Result:
     assert bench.fakes is not None
-    console.rule(f"pipeline, {mode}, {concurrency} threads per pool: {len(stream):,} events")
+    threads = f"{concurrency} threads per pool" + (
+        f", callback {callback_threads}" if callback_threads else ""
+    )
+    console.rule(f"pipeline, {mode}, {threads}: {len(stream):,} events")
     receiver = bench.receiver()
     settings = bench.settings(ngs360_api_url=receiver.url)
     engine = create_db_engine(settings.database_url)
     queue = bench.fakes.queue("oe-bench-pipeline")
     stack = bench.process_stack(settings, f"pipeline-{_slug(mode)}")
-    names = stack.start_pools(concurrency=concurrency)
+    names = stack.start_pools(
+        concurrency=concurrency,
+        concurrency_of={"callback": callback_threads} if callback_threads else None,
+    )
     names.append(stack.start_poller([queue]))
     names.append(stack.start_sweeper(every=2.0))
     wait_ready(stack, names)
@@ -598,7 +605,11 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, str]]:
             modes.append((f"fixed {args.rate:g}/s", args.rate, int(args.rate * args.rate_seconds)))
         for mode, rate, count in modes:
             stream = generate(bench.fakes.sim, count)
-            results.append(run_pipeline(bench, stream, mode, rate, args.concurrency, args.timeout))
+            results.append(
+                run_pipeline(
+                    bench, stream, mode, rate, args.concurrency, args.timeout, args.callback_threads
+                )
+            )
             if not args.no_baseline:
                 for concurrency in args.baseline_concurrency:
                     results.append(
@@ -607,7 +618,11 @@ def measure(args: argparse.Namespace) -> tuple[list[Result], dict[str, str]]:
         if args.concurrency_sweep:
             stream = generate(bench.fakes.sim, args.sweep_events or args.events or 1000)
             for concurrency in args.concurrency_sweep:
-                results.append(run_pipeline(bench, stream, SWEEP, None, concurrency, args.timeout))
+                results.append(
+                    run_pipeline(
+                        bench, stream, SWEEP, None, concurrency, args.timeout, args.callback_threads
+                    )
+                )
         info = machine(args.database_url, args.redis_url, bench.load_start)
     return results, info
 
@@ -659,6 +674,12 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate", type=float, default=50.0, help="fixed-rate mode, events/s")
     parser.add_argument("--rate-seconds", type=float, default=20.0, help="0: skip that mode")
     parser.add_argument("--concurrency", type=int, default=4, help="threads per worker pool")
+    parser.add_argument(
+        "--callback-threads",
+        type=int,
+        default=16,
+        help="threads of the callback pool (CALLBACK_THREADS' default; 0: --concurrency)",
+    )
     parser.add_argument(
         "--baseline-concurrency",
         type=_ints,

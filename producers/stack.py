@@ -182,8 +182,21 @@ class ProcessStack:
         self.start(name, argv, {"OMICS_PROCESS": f"worker:{pool}", **(env or {})})
         return name
 
-    def start_pools(self, pools: Sequence[str] = QUEUES, **options: Any) -> list[str]:
-        return [self.start_pool(pool, **options) for pool in pools]
+    def start_pools(
+        self,
+        pools: Sequence[str] = QUEUES,
+        *,
+        concurrency_of: Mapping[str, int] | None = None,
+        **options: Any,
+    ) -> list[str]:
+        """One worker per pool; ``concurrency_of`` overrides ``concurrency`` for some pools."""
+        overrides = concurrency_of or {}
+        return [
+            self.start_pool(
+                pool, **(options | ({"concurrency": overrides[pool]} if pool in overrides else {}))
+            )
+            for pool in pools
+        ]
 
     def start_poller(self, queue_urls: Sequence[str], *, receivers: int = 2) -> str:
         argv = ["poll", *[arg for url in queue_urls for arg in ("--queue-url", url)]]

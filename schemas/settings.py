@@ -252,6 +252,16 @@ class Settings(BaseSettings):
         validation_alias=_env("WORKER_CONCURRENCY"),
         description="Processes (or threads) per worker pool.",
     )
+    callback_threads: int = Field(
+        default=16,
+        ge=0,
+        le=256,
+        validation_alias=_env("CALLBACK_THREADS"),
+        description="The callback pool runs Celery's threads pool with this many threads: "
+        "each waits on one NGS360 POST, so this bounds the callbacks in flight (16 threads at "
+        "200 ms a POST: 80 callbacks/s). 0: like the other pools, `WORKER_POOL` x "
+        "`WORKER_CONCURRENCY`.",
+    )
     worker_pool: str = Field(
         default="prefork",
         validation_alias=_env("WORKER_POOL"),

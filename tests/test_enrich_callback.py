@@ -1057,6 +1057,6 @@ def test_a_callback_task_costs_a_known_number_of_sql_statements(
     # the callback owed and the run's waiting callbacks (lock, read), publish (read, mark)
     assert enrich_statements == 11, seen[:enrich_statements]
     # callback: read (event, done, enrichment), the run's last delivery, the wait check (lock,
-    # read), history, append (lock, insert, folds), complete, wake (lock, read),
-    # publish (read, mark); 18 before issue 15
-    assert callback_statements == 14, seen[enrich_statements:]
+    # read), history, append (lock, insert, folds), complete, wake (lock, read); nothing to
+    # publish (the fact owes no stage and no later status waits)
+    assert callback_statements == 13, seen[enrich_statements:]

@@ -24,8 +24,14 @@ from botocore.config import Config
 
 from schemas.settings import Settings
 
-_SERVICE_ENV_NAMES = {"omics": "OMICS", "s3": "S3", "sqs": "SQS", "sns": "SNS",
-                      "cloudwatch": "CLOUDWATCH", "secretsmanager": "SECRETS_MANAGER"}
+_SERVICE_ENV_NAMES = {
+    "omics": "OMICS",
+    "s3": "S3",
+    "sqs": "SQS",
+    "sns": "SNS",
+    "cloudwatch": "CLOUDWATCH",
+    "secretsmanager": "SECRETS_MANAGER",
+}
 
 
 def endpoint_overridden(service: str) -> bool:

@@ -473,9 +473,7 @@ def owe_callback(
     _sequence_lock(connection, run_uuid)
     rows = _unfinished_statuses(connection, run_uuid)
     rank = rank_of(event.status)
-    behind = any(
-        row.event_id != event.event_id and rank_of(row.status) < rank for row in rows
-    )
+    behind = any(row.event_id != event.event_id and rank_of(row.status) < rank for row in rows)
     now = store.utcnow()
     store.owe(
         connection,
@@ -572,9 +570,7 @@ def _load(
         .scalar_subquery()
     )
     row = connection.execute(
-        select(
-            events, outbox.c.done_at.label("stage_done_at"), enrichment.label("enrichment")
-        )
+        select(events, outbox.c.done_at.label("stage_done_at"), enrichment.label("enrichment"))
         .outerjoin(outbox, (outbox.c.event_id == events.c.event_id) & (outbox.c.stage == STAGE))
         .where(events.c.event_id == event_id)
     ).one_or_none()
@@ -636,7 +632,7 @@ def _record(
         if outcome is not None:
             store.complete(connection, call.event.event_id, STAGE, outcome)
             woken = wake_callbacks(connection, call.run_uuid)
-    runtime.publish([fact.event_id, *woken])
+    runtime.publish([*([fact.event_id] if FACT_STAGES else []), *woken])
 
 
 def _body(response: httpx.Response) -> str:

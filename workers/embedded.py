@@ -51,6 +51,7 @@ def embedded_worker(
         without_mingle=True,
         without_gossip=True,
     )
+
     def run() -> None:
         # Celery's tracer looks tasks up on the *current* app of the executing thread
         app.set_current()

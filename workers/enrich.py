@@ -579,7 +579,7 @@ def _api_failure(
         )
         store.complete(connection, event.event_id, STAGE, "dead-lettered")
         woken = wake_callbacks(connection, base["uuid"])
-    runtime.publish([fact.event_id, *woken])
+    runtime.publish([*([fact.event_id] if FACT_STAGES else []), *woken])
     log.warning("%s", reason, extra={"event_id": event.event_id, "stage": STAGE})
     return "dead-lettered"
 
@@ -606,5 +606,7 @@ def _finish(
         store.complete(connection, event.event_id, STAGE, "enriched")
         # the callback is due now, or waits (unpublished) for the status before it
         due, woken = owe_callback(connection, event, enrichment["uuid"])
-    runtime.publish([*([event.event_id] if due else []), fact.event_id, *woken])
+    runtime.publish(
+        [*([event.event_id] if due else []), *([fact.event_id] if FACT_STAGES else []), *woken]
+    )
     return "enriched"

@@ -70,6 +70,7 @@ class EventContextFilter(logging.Filter):
 #: Line breaks :func:`json.dumps` leaves unescaped with ``ensure_ascii=False``.
 _JSON_LINE_BREAKS = str.maketrans({0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"})
 
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -98,8 +99,14 @@ def _escape(code: int) -> str:
 #: Code points that could break a text line or disguise it: C0 controls, DEL, C1 controls (NEL
 #: included), the Unicode line and paragraph separators, bidirectional embeddings, overrides and
 #: isolates ("Trojan source" reordering).
-_UNSAFE = [*range(0x00, 0x20), *range(0x7F, 0xA0), 0x2028, 0x2029, *range(0x202A, 0x202F),
-           *range(0x2066, 0x206A)]
+_UNSAFE = [
+    *range(0x00, 0x20),
+    *range(0x7F, 0xA0),
+    0x2028,
+    0x2029,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
 _ESCAPES = str.maketrans({code: _escape(code) for code in _UNSAFE})
 
 
