@@ -31,9 +31,8 @@ from typing import Any
 from kombu import Exchange, Queue
 
 from schemas.settings import Settings
+from schemas.vocabulary import QUEUES
 
-#: The worker pools, each with its own queue (DESIGN.md §4).
-QUEUES: tuple[str, ...] = ("archive", "enrich", "callback", "imports", "metrics")
 #: Prefix of every task name; the suffix is the queue it runs on.
 TASK_PREFIX = "omics_events."
 

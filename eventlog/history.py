@@ -21,8 +21,7 @@ from eventlog import store
 from eventlog.rebuild import canonical
 from eventlog.store import StoredEvent, as_utc
 from eventlog.tables import events, runs, tasks
-
-TASK_STATUS_CHANGE = "Task Status Change"
+from schemas.vocabulary import EVENT_ARCHIVED, TASK_STATUS_CHANGE
 
 
 def _row(row: Any) -> dict[str, Any]:
@@ -152,7 +151,7 @@ def summary(event: StoredEvent) -> str:
         if detail.get("reason"):
             parts.append(str(detail["reason"])[:160])
         return ", ".join(parts)
-    if kind == "Event Archived":
+    if kind == EVENT_ARCHIVED:
         return str(detail.get("raw") or "")
     if detail.get("reason"):
         return str(detail["reason"])[:160]

@@ -45,42 +45,21 @@ from sqlalchemy.exc import DBAPIError
 
 from eventlog.tables import dialect_insert as _insert
 from eventlog.tables import events, import_jobs, import_sources, read_sets
+from schemas.vocabulary import (
+    FILE_REGISTERED,
+    FILE_REJECTED,
+    IMPORT_JOB_STATUS_CHANGE,
+    JOB_CHECKED,
+    JOB_PLANNED,
+    JOB_RANK,
+    JOB_STARTED,
+    JOB_TERMINAL,
+    MATE_MISSING,
+    READ_SET_STATUS_CHANGE,
+    SOURCES_FAILED,
+)
 
 log = logging.getLogger(__name__)
-
-# --- the vocabulary: facts of the imports pool ----------------------------------------------
-
-#: An S3 object is a read file to import (its source, its ids).
-FILE_REGISTERED = "Import File Registered"
-#: An S3 object under a watched prefix will not be imported (junk name, no ids, no reference).
-FILE_REJECTED = "Import File Rejected"
-#: A FASTQ mate did not arrive in time (the pair is still imported if it comes later).
-MATE_MISSING = "Import Mate Missing"
-#: A source is complete; it waits ``IMPORT_BATCH_WINDOW`` for others to share its job.
-SOURCE_READY = "Import Source Ready"
-#: Sources batched into one job to start (first attempt, or a retry of failed sources).
-JOB_PLANNED = "Import Job Planned"
-#: StartReadSetImportJob answered: the job id.
-JOB_STARTED = "Import Job Started"
-#: GetReadSetImportJob of a finished job: every source's outcome and classification.
-JOB_CHECKED = "Import Job Checked"
-#: Sources given up: a permanent failure, or transient failures past the attempt limit.
-SOURCES_FAILED = "Import Sources Failed"
-
-IMPORT_JOB_STATUS_CHANGE = "Read Set Import Job Status Change"
-READ_SET_STATUS_CHANGE = "Read Set Status Change"
-
-#: Job status -> rank (the terminal statuses share the top rank).
-JOB_RANK: dict[str, int] = {
-    "SUBMITTED": 1,
-    "IN_PROGRESS": 2,
-    "CANCELLING": 3,
-    "COMPLETED": 4,
-    "COMPLETED_WITH_FAILURES": 4,
-    "FAILED": 4,
-    "CANCELLED": 4,
-}
-JOB_TERMINAL = frozenset(s for s, rank in JOB_RANK.items() if rank == 4)
 
 #: Read set status -> rank, for statuses sharing one event time.
 READ_SET_RANK: dict[str, int] = {
@@ -143,7 +122,6 @@ def _int(value: Any, default: int = 0) -> int:
         return int(value)
     except (TypeError, ValueError):
         return default
-
 
 
 def _locked_row(

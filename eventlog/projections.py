@@ -41,50 +41,21 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
 from eventlog.tables import deliveries, runs
 from eventlog.tables import dialect_insert as _insert
+from schemas.vocabulary import (
+    CALLBACK_DELIVERED,
+    CALLBACK_FAILED,
+    CALLBACK_OUTCOMES,
+    CALLBACK_SKIPPED,
+    CALLBACK_SUPERSEDED,
+    RUN_ENRICHED,
+    RUN_STATUS_CHANGE,
+    RUN_STATUS_RECONCILED,
+    TERMINAL_RANK,
+    rank_of,
+)
 
-# --- the vocabulary -------------------------------------------------------------------------
-
-RUN_STATUS_CHANGE = "Run Status Change"
-#: A status the reconciler learnt from GetRun because the event never came (payload shaped
-#: like a Run Status Change, so enrichment and callback treat it the same).
-RUN_STATUS_RECONCILED = "Run Status Reconciled"
-RUN_ENRICHED = "Run Enriched"
-RUN_ENRICHMENT_FAILED = "Run Enrichment Failed"
-CALLBACK_DELIVERED = "Callback Delivered"
-CALLBACK_FAILED = "Callback Failed"
-CALLBACK_SKIPPED = "Callback Skipped"
-CALLBACK_SUPERSEDED = "Callback Superseded"
-
-#: Detail-types that carry a run's status.
-STATUS_EVENTS = frozenset({RUN_STATUS_CHANGE, RUN_STATUS_RECONCILED})
-#: Detail-type -> the ``deliveries.outcome`` it records (Callback Failed: see :func:`_outcome`).
-CALLBACK_OUTCOMES = {
-    CALLBACK_DELIVERED: "delivered",
-    CALLBACK_FAILED: "failed",
-    CALLBACK_SKIPPED: "skipped",
-    CALLBACK_SUPERSEDED: "superseded",
-}
-
-#: Run status -> rank; statuses of one rank are alternatives, a higher rank comes later.
-STATUS_RANK: dict[str, int] = {
-    "PENDING": 1,
-    "STARTING": 2,
-    "RUNNING": 3,
-    "STOPPING": 4,
-    "COMPLETED": 5,
-    "FAILED": 5,
-    "CANCELLED": 5,
-    "DELETED": 6,
-}
-TERMINAL_RANK = 5
 #: Longest run ``uuid`` a run row is kept for (a real one has 36 characters).
 MAX_UUID = 64
-TERMINAL_STATUSES = frozenset(s for s, rank in STATUS_RANK.items() if rank >= TERMINAL_RANK)
-
-
-def rank_of(status: str | None) -> int:
-    """0 for a status that is not a run status."""
-    return STATUS_RANK.get((status or "").upper(), 0)
 
 
 def status_beats(new: tuple[int, datetime, str], old: tuple[int, datetime, str]) -> bool:

@@ -52,9 +52,11 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from eventlog.projections import TERMINAL_RANK, rank_of, status_beats
 from eventlog.tables import stores, tasks
+from schemas.vocabulary import (
+    TASK_STATUS_CHANGE,
+)
 
 OMICS_SOURCE = "aws.omics"
-TASK_STATUS_CHANGE = "Task Status Change"
 #: Detail-type -> ``stores.store_type``.
 STORE_DETAIL_TYPES: dict[str, str] = {
     "Sequence Store Status Change": "sequence",

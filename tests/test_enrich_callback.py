@@ -30,7 +30,6 @@ from celery import Celery
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
-from eventlog.projections import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
 from eventlog.rebuild import rebuild
 from eventlog.tables import dead_letters, deliveries, events, outbox, runs
 from producers.intake import Intake
@@ -39,6 +38,7 @@ from producers.poller import Poller, PollerOptions
 from producers.simulator import ManualClock, MemorySink, S3OutputStore, Simulator, SimulatorServer
 from producers.simulator.scenarios import realistic_mix
 from schemas.settings import Settings
+from schemas.vocabulary import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
 from tests.conftest import REPO, unique
 from tests.test_archive_pipeline import wait_for
 from workers import create_app, embedded_worker, sweep

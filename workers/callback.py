@@ -71,17 +71,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import Connection, func, select, update
 
 from eventlog import store
-from eventlog.projections import (
-    CALLBACK_DELIVERED,
-    CALLBACK_FAILED,
-    CALLBACK_SKIPPED,
-    CALLBACK_SUPERSEDED,
-    RUN_ENRICHED,
-    STATUS_EVENTS,
-    TERMINAL_STATUSES,
-    parse_time,
-    rank_of,
-)
+from eventlog.projections import parse_time
 from eventlog.store import LogEntry, StoredEvent, derived_id
 from eventlog.tables import events, outbox, runs
 from schemas.ngs360 import (
@@ -95,6 +85,16 @@ from schemas.ngs360 import (
     utc_z,
 )
 from schemas.settings import Settings
+from schemas.vocabulary import (
+    CALLBACK_DELIVERED,
+    CALLBACK_FAILED,
+    CALLBACK_SKIPPED,
+    CALLBACK_SUPERSEDED,
+    RUN_ENRICHED,
+    STATUS_EVENTS,
+    TERMINAL_STATUSES,
+    rank_of,
+)
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later
 from workers.redis_clients import redis_client

@@ -52,16 +52,11 @@ from urllib.parse import quote
 from botocore.exceptions import ClientError
 
 from eventlog import store
-from eventlog.projections import (
-    RUN_ENRICHED,
-    RUN_ENRICHMENT_FAILED,
-    STATUS_EVENTS,
-    TERMINAL_STATUSES,
-    parse_time,
-)
+from eventlog.projections import parse_time
 from eventlog.store import LogEntry, StoredEvent
 from eventlog.tables import runs
 from schemas.parsing import canonical_json
+from schemas.vocabulary import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, STATUS_EVENTS, TERMINAL_STATUSES
 from workers.callback import owe_callback, wake_callbacks
 from workers.errors import PermanentError, RetryLater
 from workers.omics import OmicsApi, OmicsError, as_retry_later

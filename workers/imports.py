@@ -68,6 +68,7 @@ from schemas.imports import (
 )
 from schemas.parsing import canonical_json
 from schemas.settings import Settings
+from schemas.vocabulary import SOURCE_READY
 from workers.aws import client_config
 from workers.concurrency import ConcurrencyLimiter
 from workers.errors import PermanentError, RetryLater
@@ -238,7 +239,7 @@ def import_stage(runtime: Runtime, event_id: str) -> str:
         # routed here by earlier versions; the intake folds these now (idempotent either way)
         return _fold_and_finish(runtime, event, "recorded")
     if event.origin == "pipeline":
-        if event.detail_type == proj.SOURCE_READY:
+        if event.detail_type == SOURCE_READY:
             return _plan_batches(runtime, services, event)
         if event.detail_type == proj.JOB_PLANNED:
             return _start_job(runtime, services, event)
@@ -301,7 +302,7 @@ def _source(connection: Connection, key: str) -> dict[str, Any] | None:
 
 def ready_id(source_key: str) -> str:
     """The id of a source's *Import Source Ready* fact: one per source, whoever appends it."""
-    return derived_id(f"import-source\x1f{source_key}", proj.SOURCE_READY)
+    return derived_id(f"import-source\x1f{source_key}", SOURCE_READY)
 
 
 def _job_fact_id(store_id: str, job_id: str, fact: str) -> str:
@@ -458,7 +459,7 @@ def _register(
                     connection,
                     _fact(
                         event,
-                        proj.SOURCE_READY,
+                        SOURCE_READY,
                         {"sourceKey": source_key},
                         event_id=ready_id(source_key),
                     ),

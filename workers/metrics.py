@@ -48,6 +48,12 @@ from eventlog import cursors, store
 from eventlog import import_projections as imports
 from eventlog.store import StoredEvent, as_utc, utcnow
 from eventlog.tables import dead_letters, events
+from schemas.vocabulary import (
+    CALLBACK_DELIVERED,
+    CALLBACK_FAILED,
+    EVENT_ARCHIVED,
+    TERMINAL_STATUSES,
+)
 from workers.aws import client_config
 from workers.follower_loop import Followed, FollowerLoop, FollowerStep
 from workers.runtime import Runtime, runtime_of
@@ -62,11 +68,6 @@ LEASE = timedelta(seconds=120)
 READ_LIMIT = 5000
 #: CloudWatch refuses datapoints older than two weeks.
 MAX_AGE = timedelta(days=14) - timedelta(hours=1)
-
-RUN_TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
-EVENT_ARCHIVED = "Event Archived"
-CALLBACK_DELIVERED = "Callback Delivered"
-CALLBACK_FAILED = "Callback Failed"
 
 
 # --- the catalogue ----------------------------------------------------------------------------
@@ -229,7 +230,7 @@ def datums_for_event(
         if event.source == "aws.omics":
             if event.detail_type == "Run Status Change" and status:
                 out.append(_datum("RunStatusChanges", 1, when, Status=status))
-                if status in RUN_TERMINAL and run_started is not None:
+                if status in TERMINAL_STATUSES and run_started is not None:
                     seconds = (as_utc(event.event_time) - as_utc(run_started)).total_seconds()
                     out.append(_datum("RunDuration", max(0.0, seconds), when, Status=status))
             elif event.detail_type == "Task Status Change" and status:
@@ -416,7 +417,7 @@ def read_batch(connection: Connection, cursor: cursors.Cursor, *, limit: int = R
             if e.resource_id
             and e.origin == "aws"
             and e.detail_type == "Run Status Change"
-            and (e.status or "").upper() in RUN_TERMINAL
+            and (e.status or "").upper() in TERMINAL_STATUSES
         },
     )
     aggregator = Aggregator()
