@@ -45,6 +45,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import socket
@@ -279,7 +280,6 @@ class Bench:
             "ngs360_api_key": SecretStr(API_KEY),
             "omics_rate_limits": [] if self.throttle else RATE_LIMITS,
             "reconcile_interval": 0.0,
-            "outbox_redeliver_after": 600.0,  # a backlog waiting in Redis is not re-published
             "import_sequence_store_id": self.fakes.sim.sequence_store_id,
             "import_role_arn": ROLE,
             "metrics_namespace": f"OmicsBench{uuid.uuid4().hex[:6]}",
@@ -813,3 +813,11 @@ def usage_table(title: str, usage: dict[str, tuple[float, float]], seconds: floa
     for name, (cpu, rss) in usage.items():
         table.add_row(name, f"{cpu:.1f}", f"{100 * cpu / max(seconds, 1e-9):.0f}", f"{rss:.0f}")
     return table
+
+
+def sweeper_republished(log: Path) -> int:
+    """Tasks the sweeper re-published as lost, from its ``sweeper: … re-published N`` lines."""
+    if not log.exists():
+        return 0
+    found = re.findall(r"re-published (\d+) lost", log.read_text(errors="replace"))
+    return sum(int(count) for count in found)
