@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from eventlog.store import utcnow
+from eventlog.entries import utcnow
 from eventlog.tables import dialect_insert, log_cursors
 
 

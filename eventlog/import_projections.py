@@ -43,6 +43,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
+from eventlog.entries import stored_event
 from eventlog.tables import dialect_insert as _insert
 from eventlog.tables import events, import_jobs, import_sources, read_sets
 from schemas.vocabulary import (
@@ -599,7 +600,7 @@ TABLES = (read_sets, import_sources, import_jobs)
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into the import projections.
+    """Fold one stored event (:class:`eventlog.entries.StoredEvent`) into the import projections.
 
     Idempotent and order-independent (module docstring); an unrelated event folds to nothing.
     """
@@ -620,8 +621,6 @@ def apply(connection: Connection, event: Any) -> None:
 
 def rebuild(connection: Connection, *, batch: int = 1000) -> int:
     """Empty the import projections and fold the log again, in log order; returns events folded."""
-    from eventlog.store import StoredEvent, as_utc
-
     for table in TABLES:
         connection.execute(delete(table))
     folded = 0
@@ -636,24 +635,7 @@ def rebuild(connection: Connection, *, batch: int = 1000) -> int:
         if not rows:
             return folded
         for row in rows:
-            data = row._mapping
-            apply(
-                connection,
-                StoredEvent(
-                    seq=data["seq"],
-                    event_id=data["event_id"],
-                    origin=data["origin"],
-                    source=data["source"],
-                    detail_type=data["detail_type"],
-                    resource_arn=data["resource_arn"],
-                    resource_id=data["resource_id"],
-                    status=data["status"],
-                    event_time=as_utc(data["event_time"]),
-                    received_at=as_utc(data["received_at"]),
-                    caused_by=data["caused_by"],
-                    payload=data["payload"],
-                ),
-            )
+            apply(connection, stored_event(row))
             folded += 1
         after = rows[-1]._mapping["seq"]
 

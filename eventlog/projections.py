@@ -430,7 +430,7 @@ def apply_many(connection: Connection, events: Sequence[Any]) -> None:
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into the projections."""
+    """Fold one stored event (:class:`eventlog.entries.StoredEvent`) into the projections."""
     apply_many(connection, [event])
 
 

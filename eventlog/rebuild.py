@@ -80,9 +80,10 @@ from sqlalchemy import (
 from sqlalchemy.pool import StaticPool
 
 from eventlog import projection_set
-from eventlog.db import lift_statement_timeout
+from eventlog.db import create_db_engine, lift_statement_timeout
+from eventlog.entries import StoredEvent
 from eventlog.resource_projections import PAGE
-from eventlog.store import APPEND_LOCK_KEY, StoredEvent
+from eventlog.store import APPEND_LOCK_KEY
 from eventlog.tables import events
 
 #: Events read and folded per batch.
@@ -606,8 +607,6 @@ def fold_elsewhere(
 ) -> tuple[int, dict[str, list[dict[str, Any]]]]:
     """In a child process: fold ``parts`` of the log at ``url``; returns (events folded, the
     rows of their projections' tables, surrogate ids left out)."""
-    from eventlog.db import create_db_engine
-
     engine = create_db_engine(url)
     try:
         with scratch() as folded_rows, engine.connect() as source:

@@ -479,7 +479,7 @@ def apply_many(connection: Connection, events: Sequence[Any]) -> None:
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into ``tasks``/``stores``."""
+    """Fold one stored event (:class:`eventlog.entries.StoredEvent`) into ``tasks``/``stores``."""
     apply_many(connection, [event])
 
 

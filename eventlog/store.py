@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,13 @@ from eventlog import projection_set
 # names are the store's too ("X as X": re-exported, PEP 484)
 from eventlog.entries import PIPELINE_NAMESPACE as PIPELINE_NAMESPACE
 from eventlog.entries import PIPELINE_SOURCE as PIPELINE_SOURCE
-from eventlog.entries import LogEntry, as_utc, copy_line, utcnow
+from eventlog.entries import LogEntry as LogEntry
+from eventlog.entries import StoredEvent as StoredEvent
+from eventlog.entries import as_utc as as_utc
+from eventlog.entries import copy_line
 from eventlog.entries import derived_id as derived_id
+from eventlog.entries import stored_event as stored_event
+from eventlog.entries import utcnow as utcnow
 from eventlog.tables import dead_letters, events, outbox
 from eventlog.tables import dialect_insert as _insert
 
@@ -46,24 +51,6 @@ if TYPE_CHECKING:  # the parser (pydantic, ≈ 0.3 s to import) is not needed to
 APPEND_LOCK_KEY = 0x0E1C_5EED
 #: How long unpublished outbox work waits before the sweeper assumes its publisher died.
 UNPUBLISHED_GRACE = timedelta(seconds=10)
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """A row of ``events`` as read back."""
-
-    seq: int
-    event_id: str
-    origin: str
-    source: str
-    detail_type: str
-    resource_arn: str | None
-    resource_id: str | None
-    status: str | None
-    event_time: datetime
-    received_at: datetime
-    caused_by: str | None
-    payload: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -314,25 +301,6 @@ def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> li
         select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(limit)
     )
     return [stored_event(row) for row in rows]
-
-
-def stored_event(row: Any) -> StoredEvent:
-    """A row of ``events`` (a mapping, or a Row whose ``_mapping`` is one) as a StoredEvent."""
-    row = getattr(row, "_mapping", row)
-    return StoredEvent(
-        seq=row["seq"],
-        event_id=row["event_id"],
-        origin=row["origin"],
-        source=row["source"],
-        detail_type=row["detail_type"],
-        resource_arn=row["resource_arn"],
-        resource_id=row["resource_id"],
-        status=row["status"],
-        event_time=as_utc(row["event_time"]),
-        received_at=as_utc(row["received_at"]),
-        caused_by=row["caused_by"],
-        payload=row["payload"],
-    )
 
 
 # --- outbox ----------------------------------------------------------------------------------
