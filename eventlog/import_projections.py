@@ -43,8 +43,8 @@ from typing import Any
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
+from eventlog import dialect
 from eventlog.entries import stored_event
-from eventlog.tables import dialect_insert as _insert
 from eventlog.tables import events, import_jobs, import_sources, read_sets
 from schemas.vocabulary import (
     FILE_REGISTERED,
@@ -131,13 +131,11 @@ def _locked_row(
     """The row keyed ``value``, created with ``defaults`` if absent, locked until commit on
     PostgreSQL (SQLite serialises writers), so concurrent folds of one row cannot lose updates."""
     connection.execute(
-        _insert(connection, table)
+        dialect.insert(connection, table)
         .values({key: value, **defaults})
         .on_conflict_do_nothing(index_elements=[key])
     )
-    query = select(table).where(table.c[key] == value)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = dialect.for_update(connection, select(table).where(table.c[key] == value))
     return dict(connection.execute(query).one()._mapping)
 
 

@@ -39,8 +39,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from eventlog import dialect
 from eventlog.tables import deliveries, runs
-from eventlog.tables import dialect_insert as _insert
 from schemas.vocabulary import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
@@ -411,7 +411,7 @@ class Reducer:
             )
         if self.deliveries:
             connection.execute(
-                _insert(connection, deliveries)
+                dialect.insert(connection, deliveries)
                 .on_conflict_do_nothing(index_elements=["delivery_id"])
                 .execution_options(insertmanyvalues_page_size=PAGE),
                 list(self.deliveries.values()),

@@ -35,21 +35,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     Connection,
-    MetaData,
-    String,
     Table,
     and_,
     bindparam,
-    delete,
-    func,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
+from eventlog import dialect
 from eventlog.projections import TERMINAL_RANK, rank_of, status_beats
 from eventlog.tables import stores, tasks
 from schemas.vocabulary import (
@@ -335,39 +330,16 @@ def _normalised(table: Table, row: Row) -> Row:
     return out
 
 
-#: Where SQLite lookups put the keys they look for (a temporary table: per connection).
-_WANTED = Table(
-    "resource_fold_keys",
-    MetaData(),
-    Column("scope", String),
-    Column("ident", String),
-    prefixes=["TEMPORARY"],
-)
-
-
 def _existing(connection: Connection, table: Table, keys: Iterable[tuple[Any, ...]]) -> dict:
     """The stored rows of ``keys`` — (run uuid, task id) or (store type, store id) pairs —
     joined to the primary key's index, so each key costs one index search whatever the
-    table's size, with statements of a constant text (compiled and parsed once): PostgreSQL
-    joins ``unnest`` of two arrays; SQLite a temporary table of the keys."""
+    table's size, with statements of a constant text (compiled and parsed once:
+    :func:`eventlog.dialect.key_pairs`)."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
     first, second = list(table.primary_key.columns)
-    if connection.dialect.name == "postgresql":
-        pairs: Any = (
-            func.unnest(
-                bindparam("scopes", [k[0] for k in wanted], type_=ARRAY(String)),
-                bindparam("idents", [k[1] for k in wanted], type_=ARRAY(String)),
-            )
-            .table_valued("scope", "ident")
-            .render_derived()
-        )
-    else:
-        _WANTED.create(connection, checkfirst=True)
-        connection.execute(delete(_WANTED))
-        connection.execute(insert(_WANTED), [{"scope": a, "ident": b} for a, b in wanted])
-        pairs = _WANTED
+    pairs = dialect.key_pairs(connection, wanted)
     query = select(table).join(pairs, and_(first == pairs.c.scope, second == pairs.c.ident))
     found: dict[tuple[Any, ...], Row] = {}
     for row in connection.execute(query):
