@@ -36,14 +36,14 @@ detail-types are defined here, next to their folds, because ``eventlog`` may not
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
-from eventlog import dialect
+from eventlog import dialect, projection_contract
 from eventlog.entries import stored_event
 from eventlog.tables import events, import_jobs, import_sources, read_sets
 from schemas.vocabulary import (
@@ -615,6 +615,19 @@ def apply(connection: Connection, event: Any) -> None:
         log.exception(
             "could not fold %s %s into the import projections", event.detail_type, event.event_id
         )
+
+
+class Imports(projection_contract.Projection):
+    """``import_jobs``, ``import_sources``, ``read_sets``: folded event by event in SQL (each
+    fold reads and locks the rows it changes), batch by batch in a rebuild too."""
+
+    name = "imports"
+    tables = TABLES
+    folds = FOLDS
+
+    def apply_many(self, connection: Connection, events: Sequence[Any]) -> None:
+        for event in events:
+            apply(connection, event)
 
 
 def rebuild(connection: Connection, *, batch: int = 1000) -> int:

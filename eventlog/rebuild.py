@@ -91,7 +91,7 @@ COPY_BATCH = 2000
 #: Folded events from which a rebuild folds its projections in parallel processes.
 PARALLEL_FROM = 20_000
 #: What a fold process costs beyond its events, in ``resources`` events (:attr:`eventlog.
-#: projection_set.Projection.cost` units) folded meanwhile: ≈ 0.75 s of CPU to start, less
+#: projection_contract.Projection.cost` units) folded meanwhile: ≈ 0.75 s of CPU to start, less
 #: what it saves this process (its rows come back as they are, written straight to the live
 #: tables) — measured on 100k and 1M events of a simulated day: with 10,000 both processes
 #: end their folds within 0.2 s of each other.  A parallel rebuild gives it that many fewer
@@ -533,10 +533,11 @@ def _plan(
 
     The projections are split into groups, the busiest (most events) first.  Then, when this
     process's group is one projection whose rows are merges of facts
-    (:func:`eventlog.projection_set.splittable` — ``tasks``/``stores``, most of a real log) and
-    it outweighs the lightest other group, the first stretch of its events (by ``seq``) moves
-    to that group, so that both carry about the same number of events: each reduces its range
-    and this process merges the other's rows before writing (:func:`_fold_log`).
+    (:attr:`~eventlog.projection_contract.Projection.splittable` — ``tasks``/``stores``, most
+    of a real log) and it outweighs the lightest other group, the first stretch of its events
+    (by ``seq``) moves to that group, so that both carry about the same number of events: each
+    reduces its range and this process merges the other's rows before writing
+    (:func:`_fold_log`).
     """
     names = [p.name for p in projection_set.PROJECTIONS]
     workers = max(1, min(workers, len(names)))
@@ -561,7 +562,7 @@ def _plan(
     projection = projection_set.selected(mine)[0]
     lightest = min(range(1, len(busy)), key=lambda index: busy[index][1])
     moved = int((busy[0][1] - busy[lightest][1] - START_COST) / 2 / projection.cost)
-    if not projection_set.splittable(projection) or moved <= 0:
+    if not projection.splittable or moved <= 0:
         return plan
     split = connection.execute(
         select(events.c.seq)

@@ -44,7 +44,7 @@ from sqlalchemy import (
     update,
 )
 
-from eventlog import dialect
+from eventlog import dialect, projection_contract
 from eventlog.projections import TERMINAL_RANK, rank_of, status_beats
 from eventlog.tables import stores, tasks
 from schemas.vocabulary import (
@@ -74,7 +74,7 @@ STORE_RANK: dict[str, int] = {
 #: Statuses a store never leaves.
 STORE_FINAL = frozenset({"DELETED", "CREATION_FAILED"})
 
-Row = dict[str, Any]
+Row = projection_contract.Row
 #: Rows per INSERT statement of an executemany: psycopg re-parses every statement longer than
 #: 4 KB, at a cost that grows faster than its length (1,000 rows: 3.5x the CPU of 100).
 PAGE = 100
@@ -383,7 +383,7 @@ def _write(
         )
 
 
-class Reducer:
+class Reducer(projection_contract.Reducer):
     """Folds events in memory — one row per task or store, merged — and writes them once.
 
     ``apply_many`` is a reducer over one batch; a whole-log rebuild keeps one reducer for the
@@ -391,6 +391,8 @@ class Reducer:
     (a log replayed from the archive is in key order, not time order) is written once, not
     once per batch it appears in.
     """
+
+    hands_over = True
 
     def __init__(self, connection: Connection | None = None) -> None:
         # the stored rows are read once, at write(): a merge does not depend on them earlier
@@ -456,3 +458,19 @@ def apply(connection: Connection, event: Any) -> None:
 
 
 FOLDS.update({detail_type: apply for detail_type in _KINDS})
+
+
+class Resources(projection_contract.Projection):
+    """``tasks`` and ``stores``: rows are merges of facts (:class:`Reducer`), so a rebuild may
+    reduce ranges of the log side by side and merge them, and writes them straight."""
+
+    name = "resources"
+    tables = TABLES
+    folds = FOLDS
+    splittable = True
+
+    def apply_many(self, connection: Connection, events: Sequence[Any]) -> None:
+        apply_many(connection, events)
+
+    def reducer(self, connection: Connection) -> Reducer:
+        return Reducer(connection)
