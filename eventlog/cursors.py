@@ -25,8 +25,9 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select, update
 
-from eventlog.store import utcnow
-from eventlog.tables import dialect_insert, log_cursors
+from eventlog.dialect import insert as dialect_insert
+from eventlog.entries import utcnow
+from eventlog.tables import log_cursors
 
 
 def _insert(connection: Connection) -> Any:

@@ -9,7 +9,8 @@ PostgreSQL (``DATABASE_CONNECT_TIMEOUT``, ``DATABASE_STATEMENT_TIMEOUT``): under
 pool a connection attempt to a dead server, or a statement stuck behind a lock, would otherwise
 hold a worker thread forever; with them it fails, and the task is retried.  Work that is long
 by nature — a rebuild's reads and swap, a migration — lifts the limit for its own transaction
-only (:func:`lift_statement_timeout`, ``SET LOCAL``), so nothing else runs without it.
+only (:func:`eventlog.dialect.lift_statement_timeout`, ``SET LOCAL``), so nothing else runs
+without it.
 
 Migrations are Alembic's, shipped inside the package (``eventlog/migrations``) so an installed
 wheel can upgrade a database without a checkout: ``omics-events db upgrade``.
@@ -23,8 +24,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from eventlog.dialect import lift_statement_timeout
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -102,16 +105,6 @@ def _postgresql_session(dbapi_connection: Any, _record: Any, *, statements: str)
     with dbapi_connection.cursor() as cursor:
         cursor.execute(statements)
     dbapi_connection.commit()
-
-
-def lift_statement_timeout(connection: Connection) -> None:
-    """No statement timeout until the current transaction ends (PostgreSQL; else nothing).
-
-    For work that is long by nature and has no dead peer to wait for: a rebuild's reads and
-    swap, a migration.  ``SET LOCAL``: the pooled connection gets its limit back at the end.
-    """
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL statement_timeout = 0")
 
 
 #: Digits as b"0", everything else as a space: a run of 19 digits — an integer orjson may

@@ -1,30 +1,34 @@
-"""Rows of the log as values: what an append writes, before any database is involved.
+"""Rows of the log as values: what an append writes (:class:`LogEntry`) and what a read gives
+back (:class:`StoredEvent`), before and after any database is involved.
 
 Why a module of its own: a replay prepares its rows in worker processes
 (:mod:`producers.replay_prepare`) that need these and nothing of SQLAlchemy or the drivers —
-importing those costs a worker ≈ 0.6 s of CPU, a tenth of a 100k-event replay's workers.
-:mod:`eventlog.store` re-exports every name here.
+importing those costs a worker ≈ 0.6 s of CPU, a tenth of a 100k-event replay's workers.  And
+every module of the package that folds or reads events (the projections, the rebuild) takes
+them from here, below the writer (:mod:`eventlog.store`), which re-exports them for the
+workers that import them from there.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from eventlog.store import StoredEvent
     from schemas.parsing import ParsedEvent
 
 __all__ = [
     "PIPELINE_NAMESPACE",
     "PIPELINE_SOURCE",
     "LogEntry",
+    "StoredEvent",
     "as_utc",
     "clip",
     "copy_line",
     "derived_id",
+    "stored_event",
     "utcnow",
 ]
 
@@ -114,6 +118,43 @@ class LogEntry:
             status=status,
             caused_by=cause.event_id,
         )
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A row of ``events`` as read back."""
+
+    seq: int
+    event_id: str
+    origin: str
+    source: str
+    detail_type: str
+    resource_arn: str | None
+    resource_id: str | None
+    status: str | None
+    event_time: datetime
+    received_at: datetime
+    caused_by: str | None
+    payload: dict[str, Any] = field(repr=False)
+
+
+def stored_event(row: Any) -> StoredEvent:
+    """A row of ``events`` (a mapping, or a Row whose ``_mapping`` is one) as a StoredEvent."""
+    row = getattr(row, "_mapping", row)
+    return StoredEvent(
+        seq=row["seq"],
+        event_id=row["event_id"],
+        origin=row["origin"],
+        source=row["source"],
+        detail_type=row["detail_type"],
+        resource_arn=row["resource_arn"],
+        resource_id=row["resource_id"],
+        status=row["status"],
+        event_time=as_utc(row["event_time"]),
+        received_at=as_utc(row["received_at"]),
+        caused_by=row["caused_by"],
+        payload=row["payload"],
+    )
 
 
 def clip(value: str | None, limit: int) -> str | None:

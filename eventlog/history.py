@@ -17,9 +17,8 @@ from typing import Any
 
 from sqlalchemy import Connection, or_, select
 
-from eventlog import store
+from eventlog.entries import StoredEvent, as_utc, stored_event
 from eventlog.rebuild import canonical
-from eventlog.store import StoredEvent, as_utc
 from eventlog.tables import events, runs, tasks
 from schemas.vocabulary import EVENT_ARCHIVED, TASK_STATUS_CHANGE
 
@@ -78,7 +77,7 @@ def timeline(
     its tasks' status events and their facts."""
     found: dict[int, StoredEvent] = {}
     for row in connection.execute(select(events).where(events.c.resource_id == run_uuid)):
-        event = store.stored_event(row)
+        event = stored_event(row)
         found[event.seq] = event
     if with_tasks:
         task_ids = [t["task_id"] for t in run_tasks(connection, run_uuid)]
@@ -90,7 +89,7 @@ def timeline(
                 )
             )
             for row in rows:
-                event = store.stored_event(row)
+                event = stored_event(row)
                 detail = event.payload.get("detail") if isinstance(event.payload, dict) else None
                 owner = detail.get("runUuid") if isinstance(detail, dict) else None
                 if owner in (None, run_uuid):
@@ -101,7 +100,7 @@ def timeline(
             select(events).where(events.c.caused_by.in_(causes[start : start + 500]))
         )
         for row in rows:
-            event = store.stored_event(row)
+            event = stored_event(row)
             if with_tasks or event.resource_id == run_uuid:
                 found[event.seq] = event
     return [found[seq] for seq in sorted(found)]

@@ -36,14 +36,15 @@ detail-types are defined here, next to their folds, because ``eventlog`` may not
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import DBAPIError
 
-from eventlog.tables import dialect_insert as _insert
+from eventlog import dialect, projection_contract
+from eventlog.entries import stored_event
 from eventlog.tables import events, import_jobs, import_sources, read_sets
 from schemas.vocabulary import (
     FILE_REGISTERED,
@@ -130,13 +131,11 @@ def _locked_row(
     """The row keyed ``value``, created with ``defaults`` if absent, locked until commit on
     PostgreSQL (SQLite serialises writers), so concurrent folds of one row cannot lose updates."""
     connection.execute(
-        _insert(connection, table)
+        dialect.insert(connection, table)
         .values({key: value, **defaults})
         .on_conflict_do_nothing(index_elements=[key])
     )
-    query = select(table).where(table.c[key] == value)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
+    query = dialect.for_update(connection, select(table).where(table.c[key] == value))
     return dict(connection.execute(query).one()._mapping)
 
 
@@ -599,7 +598,7 @@ TABLES = (read_sets, import_sources, import_jobs)
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into the import projections.
+    """Fold one stored event (:class:`eventlog.entries.StoredEvent`) into the import projections.
 
     Idempotent and order-independent (module docstring); an unrelated event folds to nothing.
     """
@@ -618,10 +617,21 @@ def apply(connection: Connection, event: Any) -> None:
         )
 
 
+class Imports(projection_contract.Projection):
+    """``import_jobs``, ``import_sources``, ``read_sets``: folded event by event in SQL (each
+    fold reads and locks the rows it changes), batch by batch in a rebuild too."""
+
+    name = "imports"
+    tables = TABLES
+    folds = FOLDS
+
+    def apply_many(self, connection: Connection, events: Sequence[Any]) -> None:
+        for event in events:
+            apply(connection, event)
+
+
 def rebuild(connection: Connection, *, batch: int = 1000) -> int:
     """Empty the import projections and fold the log again, in log order; returns events folded."""
-    from eventlog.store import StoredEvent, as_utc
-
     for table in TABLES:
         connection.execute(delete(table))
     folded = 0
@@ -636,24 +646,7 @@ def rebuild(connection: Connection, *, batch: int = 1000) -> int:
         if not rows:
             return folded
         for row in rows:
-            data = row._mapping
-            apply(
-                connection,
-                StoredEvent(
-                    seq=data["seq"],
-                    event_id=data["event_id"],
-                    origin=data["origin"],
-                    source=data["source"],
-                    detail_type=data["detail_type"],
-                    resource_arn=data["resource_arn"],
-                    resource_id=data["resource_id"],
-                    status=data["status"],
-                    event_time=as_utc(data["event_time"]),
-                    received_at=as_utc(data["received_at"]),
-                    caused_by=data["caused_by"],
-                    payload=data["payload"],
-                ),
-            )
+            apply(connection, stored_event(row))
             folded += 1
         after = rows[-1]._mapping["seq"]
 

@@ -14,10 +14,11 @@ projection          tables                                     folds
 ``resources``       ``tasks``, ``stores``                      :mod:`eventlog.resource_projections`
 ==================  =========================================  ================================
 
-Each module exposes ``FOLDS`` (detail-type -> fold), ``TABLES`` (in the order a rebuild empties
-them) and ``apply(connection, stored_event)``, a fold that is commutative and idempotent; a
-module may add ``apply_many(connection, events)`` for batches.  The detail-types are read from
-``FOLDS`` at call time, so a fold added there is dispatched without touching this file.
+Each module defines its :class:`~eventlog.projection_contract.Projection` (its name, its
+tables, the detail-types it folds, how it folds a batch and a whole log:
+:mod:`eventlog.projection_contract`); :data:`PROJECTIONS` lists one of each, with its cost.
+The detail-types are read from the module's ``FOLDS`` at call time, so a fold added there is
+dispatched without touching this file.
 
 ``dead_letters`` is not a fold: it is written directly by whoever rejects or gives up on
 something (:func:`eventlog.store.dead_letter`), so a rebuild leaves it alone; the checksum
@@ -31,87 +32,61 @@ them; the second fold changes nothing).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 from sqlalchemy import Connection, Table
 
 from eventlog import import_projections, projections, resource_projections
+from eventlog.projection_contract import Projection, Reducer, Row
 from eventlog.tables import dead_letters
 
-
-@dataclass(frozen=True)
-class Projection:
-    """One module of folds and the tables it owns."""
-
-    name: str
-    module: ModuleType
-    #: CPU per event folded, relative to ``resources`` (measured in a fold process on a
-    #: simulated day of 1M events: runs ≈ 78 µs, imports ≈ 800 µs — a few SQL statements
-    #: each —, resources ≈ 55 µs): what a parallel rebuild balances its processes by
-    #: (:func:`eventlog.rebuild._plan`).
-    cost: float = 1.0
-
-    @property
-    def detail_types(self) -> frozenset[str]:
-        return frozenset(self.module.FOLDS)
-
-    @property
-    def tables(self) -> tuple[Table, ...]:
-        return tuple(self.module.TABLES)
-
-    def fold(self, connection: Connection, events: Sequence[Any]) -> int:
-        """Fold the events this projection cares about, in the given order; returns how many."""
-        folds = self.module.FOLDS
-        relevant = [event for event in events if event.detail_type in folds]
-        if not relevant:
-            return 0
-        many = getattr(self.module, "apply_many", None)
-        if many is not None:
-            many(connection, relevant)
-        else:
-            apply = self.module.apply
-            for event in relevant:
-                apply(connection, event)
-        return len(relevant)
+#: Every projection, in the order a rebuild folds and empties them.  The costs are CPU per
+#: event folded, relative to ``resources`` (measured in a fold process on a simulated day of
+#: 1M events: runs ≈ 78 µs, imports ≈ 800 µs — a few SQL statements each —, resources ≈ 55 µs):
+#: what a parallel rebuild balances its processes by (:func:`eventlog.rebuild._plan`).
+PROJECTIONS: tuple[Projection, ...] = (
+    projections.Runs(cost=1.4),
+    import_projections.Imports(cost=15.0),
+    resource_projections.Resources(cost=1.0),
+)
+#: Read models that are written directly, not folded: in the checksum, never rebuilt.
+UNFOLDED_TABLES: tuple[Table, ...] = (dead_letters,)
+#: Every folded table by name.
+PROJECTION_TABLES: dict[str, Table] = {t.name: t for p in PROJECTIONS for t in p.tables}
 
 
 class LogFold:
     """Folds a long run of the log into the projections of ``only`` (all by default), batch
-    by batch, for a rebuild: a projection module with a ``Reducer`` (``Reducer(connection)``,
-    ``add(events)``, ``write(connection)``; it may read the rows already stored through the
-    connection it is given) reduces the whole run in memory and writes once at :meth:`finish`;
-    the others fold each batch as it comes, exactly as :func:`apply_all` does."""
+    by batch, for a rebuild: each projection's :meth:`~Projection.reducer` (a real one reduces
+    the whole run in memory and writes once at :meth:`finish`; the default folds each batch as
+    it comes, exactly as :func:`apply_all` does)."""
 
     def __init__(self, connection: Connection, only: Collection[str] | None = None) -> None:
         self.connection = connection
         self.projections = selected(only)
-        self.reducers = {
-            p.name: p.module.Reducer(connection)
-            for p in self.projections
-            if hasattr(p.module, "Reducer")
+        self.reducers: dict[str, Reducer] = {
+            p.name: p.reducer(connection) for p in self.projections
         }
 
     def fold(self, events: Sequence[Any]) -> None:
         for projection in self.projections:
             reducer = self.reducers.get(projection.name)
-            if reducer is None:
+            if reducer is None:  # its rows were taken (take_rows): fold straight into the tables
                 projection.fold(self.connection, events)
             else:
-                folds = projection.module.FOLDS
+                folds = projection.folds
                 reducer.add(event for event in events if event.detail_type in folds)
 
     def merges(self, table: str) -> bool:
         """Can rows of ``table`` folded from another part of the log be merged into this fold
-        (:meth:`merge`)?  Only a projection whose reducer has ``merge_rows``: its rows are
-        merges of facts, the same whatever ranges of the log they were reduced in."""
+        (:meth:`merge`)?  Only those of a :attr:`~Projection.splittable` projection: its rows
+        are merges of facts, the same whatever ranges of the log they were reduced in."""
         return any(
-            table in {t.name for t in p.tables} and hasattr(self.reducers.get(p.name), "merge_rows")
+            p.splittable and p.name in self.reducers and table in {t.name for t in p.tables}
             for p in self.projections
         )
 
-    def merge(self, table: str, rows: Iterable[dict[str, Any]]) -> None:
+    def merge(self, table: str, rows: Iterable[Row]) -> None:
         """Merge rows of ``table`` folded from another part of the log (see :meth:`merges`)."""
         for projection in self.projections:
             for owned in projection.tables:
@@ -120,13 +95,13 @@ class LogFold:
                     return
         raise ValueError(f"{table} is not a table of this fold")
 
-    def take_rows(self) -> dict[Table, list[dict[str, Any]]]:
-        """The rows of the reducers that can hand them over (``take_rows()``: the rows of a
-        table that held none before this fold), which are then not written by :meth:`finish`: a
-        rebuild copies them to the live tables itself instead of through its scratch tables."""
-        taken: dict[Table, list[dict[str, Any]]] = {}
+    def take_rows(self) -> dict[Table, list[Row]]:
+        """The rows of the reducers that hand them over (:attr:`Reducer.hands_over`: the rows of
+        tables that held none before this fold), which are then not written by :meth:`finish`:
+        a rebuild copies them to the live tables itself instead of through its scratch tables."""
+        taken: dict[Table, list[Row]] = {}
         for name, reducer in list(self.reducers.items()):
-            if hasattr(reducer, "take_rows"):
+            if reducer.hands_over:
                 taken.update(reducer.take_rows())
                 del self.reducers[name]
         return taken
@@ -134,23 +109,6 @@ class LogFold:
     def finish(self) -> None:
         for reducer in self.reducers.values():
             reducer.write(self.connection)
-
-
-def splittable(projection: Projection) -> bool:
-    """May a rebuild fold this projection's events in ranges of the log, side by side, and
-    merge the rows (:meth:`LogFold.merges`)?"""
-    return hasattr(getattr(projection.module, "Reducer", None), "merge_rows")
-
-
-PROJECTIONS: tuple[Projection, ...] = (
-    Projection("runs", projections, cost=1.4),
-    Projection("imports", import_projections, cost=15.0),
-    Projection("resources", resource_projections, cost=1.0),
-)
-#: Read models that are written directly, not folded: in the checksum, never rebuilt.
-UNFOLDED_TABLES: tuple[Table, ...] = (dead_letters,)
-#: Every folded table by name.
-PROJECTION_TABLES: dict[str, Table] = {t.name: t for p in PROJECTIONS for t in p.tables}
 
 
 def selected(only: Collection[str] | None = None) -> tuple[Projection, ...]:

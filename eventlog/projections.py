@@ -39,8 +39,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
 
+from eventlog import dialect, projection_contract
 from eventlog.tables import deliveries, runs
-from eventlog.tables import dialect_insert as _insert
 from schemas.vocabulary import (
     CALLBACK_DELIVERED,
     CALLBACK_FAILED,
@@ -118,7 +118,7 @@ def _detail(payload: dict[str, Any]) -> dict[str, Any]:
 # reducer for the log, :class:`eventlog.projection_set.LogFold`) all go through it, so they
 # cannot disagree.
 
-Row = dict[str, Any]
+Row = projection_contract.Row
 #: Every column of a ``runs`` row: a new row starts with all of them None.
 RUN_COLUMNS = tuple(column.name for column in runs.columns)
 #: Runs read per statement (an IN list; far below SQLite's bound-parameter limit).
@@ -323,15 +323,17 @@ def _run_of(event: Any) -> str | None:
     return _status_run(event)
 
 
-class Reducer:
+class Reducer(projection_contract.Reducer):
     """Folds events into ``runs``/``deliveries`` rows held in memory and writes each changed row
-    once (:meth:`write`).
+    once (:meth:`write`), or hands them over (:meth:`take_rows`).
 
     ``connection`` is where the rows already stored are read from, once per run, the first time
     a batch mentions it (None: nothing is stored, as in a fresh scratch table).  Between
     :meth:`add` and :meth:`write` the caller must hold the append lock (or be the only writer),
     as for any fold.
     """
+
+    hands_over = True
 
     def __init__(self, connection: Connection | None = None) -> None:
         self.connection = connection
@@ -411,7 +413,7 @@ class Reducer:
             )
         if self.deliveries:
             connection.execute(
-                _insert(connection, deliveries)
+                dialect.insert(connection, deliveries)
                 .on_conflict_do_nothing(index_elements=["delivery_id"])
                 .execution_options(insertmanyvalues_page_size=PAGE),
                 list(self.deliveries.values()),
@@ -430,7 +432,7 @@ def apply_many(connection: Connection, events: Sequence[Any]) -> None:
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into the projections."""
+    """Fold one stored event (:class:`eventlog.entries.StoredEvent`) into the projections."""
     apply_many(connection, [event])
 
 
@@ -440,3 +442,18 @@ FOLDS: dict[str, Callable[[Connection, Any], None]] = dict.fromkeys(_IN_MEMORY, 
 
 #: Projection tables in the order a rebuild empties them.
 TABLES = (deliveries, runs)
+
+
+class Runs(projection_contract.Projection):
+    """``runs`` and ``deliveries``: reduced in memory (:class:`Reducer`), rows handed over to a
+    rebuild."""
+
+    name = "runs"
+    tables = TABLES
+    folds = FOLDS
+
+    def apply_many(self, connection: Connection, events: Sequence[Any]) -> None:
+        apply_many(connection, events)
+
+    def reducer(self, connection: Connection) -> Reducer:
+        return Reducer(connection)

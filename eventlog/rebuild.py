@@ -67,9 +67,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     Integer,
-    String,
     Table,
-    Text,
     create_engine,
     delete,
     event,
@@ -79,10 +77,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.pool import StaticPool
 
-from eventlog import projection_set
-from eventlog.db import lift_statement_timeout
+from eventlog import dialect, projection_set
+from eventlog.db import create_db_engine
+from eventlog.dialect import lift_statement_timeout
+from eventlog.entries import StoredEvent
 from eventlog.resource_projections import PAGE
-from eventlog.store import APPEND_LOCK_KEY, StoredEvent
 from eventlog.tables import events
 
 #: Events read and folded per batch.
@@ -92,7 +91,7 @@ COPY_BATCH = 2000
 #: Folded events from which a rebuild folds its projections in parallel processes.
 PARALLEL_FROM = 20_000
 #: What a fold process costs beyond its events, in ``resources`` events (:attr:`eventlog.
-#: projection_set.Projection.cost` units) folded meanwhile: ≈ 0.75 s of CPU to start, less
+#: projection_contract.Projection.cost` units) folded meanwhile: ≈ 0.75 s of CPU to start, less
 #: what it saves this process (its rows come back as they are, written straight to the live
 #: tables) — measured on 100k and 1M events of a simulated day: with 10,000 both processes
 #: end their folds within 0.2 s of each other.  A parallel rebuild gives it that many fewer
@@ -217,13 +216,7 @@ def render(values: Sequence[Any]) -> str:
 
 def _ordered(connection: Connection, spec: TableSpec, columns: Sequence[str]) -> Any:
     """``columns`` of every row, in natural-key byte order, streamed."""
-    order = []
-    for name in spec.key:
-        column = spec.table.c[name]
-        if connection.dialect.name == "postgresql" and isinstance(column.type, String | Text):
-            order.append(column.collate("C"))
-        else:
-            order.append(column)
+    order = [dialect.byte_order(connection, spec.table.c[name]) for name in spec.key]
     query = select(*(spec.table.c[c] for c in columns)).order_by(*order)
     return connection.execute(query.execution_options(yield_per=COPY_BATCH))
 
@@ -435,7 +428,7 @@ def _insert_rows(
 ) -> int:
     """Rows (value sequences in ``names`` order), page by page, into ``target``'s ``table``:
     ``COPY`` on PostgreSQL (:func:`_copy_rows`), an executemany on SQLite."""
-    if target.dialect.name == "postgresql":
+    if dialect.copies(target):
         return _copy_rows(pages, target, table, names, progress)
     stamps = _datetime_columns(table)
     copied = 0
@@ -472,9 +465,7 @@ def _copy_rows(
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    driver = target.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(statement) as stream:
+    with dialect.driver(target).cursor() as cursor, cursor.copy(statement) as stream:
         for page in pages:
             for row in page:
                 values = list(row)
@@ -500,22 +491,11 @@ def _datetime_columns(table: Table) -> set[str]:
     return out
 
 
-def _lock_appends(connection: Connection) -> None:
-    """Hold the append lock until the transaction ends (PostgreSQL; SQLite: see callers)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
-
-
 @contextmanager
 def _snapshot(engine: Engine) -> Iterator[Connection]:
     """A read-only connection that sees one instant of the database for all its reads."""
     with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="REPEATABLE READ")
-            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-            lift_statement_timeout(connection)  # one read of a whole table may take long
-        else:  # pysqlite opens no transaction for SELECTs: open one, a WAL snapshot
-            connection.exec_driver_sql("BEGIN")
+        dialect.begin_snapshot(connection)
         try:
             yield connection
         finally:
@@ -553,10 +533,11 @@ def _plan(
 
     The projections are split into groups, the busiest (most events) first.  Then, when this
     process's group is one projection whose rows are merges of facts
-    (:func:`eventlog.projection_set.splittable` — ``tasks``/``stores``, most of a real log) and
-    it outweighs the lightest other group, the first stretch of its events (by ``seq``) moves
-    to that group, so that both carry about the same number of events: each reduces its range
-    and this process merges the other's rows before writing (:func:`_fold_log`).
+    (:attr:`~eventlog.projection_contract.Projection.splittable` — ``tasks``/``stores``, most
+    of a real log) and it outweighs the lightest other group, the first stretch of its events
+    (by ``seq``) moves to that group, so that both carry about the same number of events: each
+    reduces its range and this process merges the other's rows before writing
+    (:func:`_fold_log`).
     """
     names = [p.name for p in projection_set.PROJECTIONS]
     workers = max(1, min(workers, len(names)))
@@ -581,7 +562,7 @@ def _plan(
     projection = projection_set.selected(mine)[0]
     lightest = min(range(1, len(busy)), key=lambda index: busy[index][1])
     moved = int((busy[0][1] - busy[lightest][1] - START_COST) / 2 / projection.cost)
-    if not projection_set.splittable(projection) or moved <= 0:
+    if not projection.splittable or moved <= 0:
         return plan
     split = connection.execute(
         select(events.c.seq)
@@ -596,8 +577,8 @@ def _plan(
 
 
 def _default_workers(engine: Engine) -> int:
-    if engine.dialect.name != "postgresql":
-        return 1  # the embedded default: small logs, one file
+    if not dialect.folds_in_parallel(engine):
+        return 1
     return min(os.cpu_count() or 1, len(projection_set.PROJECTIONS))
 
 
@@ -606,8 +587,6 @@ def fold_elsewhere(
 ) -> tuple[int, dict[str, list[dict[str, Any]]]]:
     """In a child process: fold ``parts`` of the log at ``url``; returns (events folded, the
     rows of their projections' tables, surrogate ids left out)."""
-    from eventlog.db import create_db_engine
-
     engine = create_db_engine(url)
     try:
         with scratch() as folded_rows, engine.connect() as source:
@@ -805,10 +784,10 @@ def rebuild(
         with engine.begin() as live:
             lift_statement_timeout(live)  # so is writing every projection row again
             tables = projection_set.projection_tables()
-            if live.dialect.name != "postgresql":  # the first write takes SQLite's write lock
+            if dialect.locks_by_writing(live):  # the first write holds appends off
                 for table in tables:
                     live.execute(delete(table))
-            _lock_appends(live)
+            dialect.lock_appends(live)
             # what was appended since: into this process's fold, and the rest into scratch
             late, _ = fold_into(
                 folded_rows, live, after_seq=upto, batch=batch, log_fold=log_fold, finish=False
@@ -824,7 +803,7 @@ def rebuild(
             direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
             direct.update(handed)
             log_fold.finish()
-            if live.dialect.name == "postgresql":
+            if not dialect.locks_by_writing(live):
                 for table in tables:
                     live.execute(delete(table))
             total = sum(len(table_rows) for table_rows in direct.values()) + sum(

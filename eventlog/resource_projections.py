@@ -35,21 +35,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    Column,
     Connection,
-    MetaData,
-    String,
     Table,
     and_,
     bindparam,
-    delete,
-    func,
     insert,
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
+from eventlog import dialect, projection_contract
 from eventlog.projections import TERMINAL_RANK, rank_of, status_beats
 from eventlog.tables import stores, tasks
 from schemas.vocabulary import (
@@ -79,7 +74,7 @@ STORE_RANK: dict[str, int] = {
 #: Statuses a store never leaves.
 STORE_FINAL = frozenset({"DELETED", "CREATION_FAILED"})
 
-Row = dict[str, Any]
+Row = projection_contract.Row
 #: Rows per INSERT statement of an executemany: psycopg re-parses every statement longer than
 #: 4 KB, at a cost that grows faster than its length (1,000 rows: 3.5x the CPU of 100).
 PAGE = 100
@@ -335,39 +330,16 @@ def _normalised(table: Table, row: Row) -> Row:
     return out
 
 
-#: Where SQLite lookups put the keys they look for (a temporary table: per connection).
-_WANTED = Table(
-    "resource_fold_keys",
-    MetaData(),
-    Column("scope", String),
-    Column("ident", String),
-    prefixes=["TEMPORARY"],
-)
-
-
 def _existing(connection: Connection, table: Table, keys: Iterable[tuple[Any, ...]]) -> dict:
     """The stored rows of ``keys`` — (run uuid, task id) or (store type, store id) pairs —
     joined to the primary key's index, so each key costs one index search whatever the
-    table's size, with statements of a constant text (compiled and parsed once): PostgreSQL
-    joins ``unnest`` of two arrays; SQLite a temporary table of the keys."""
+    table's size, with statements of a constant text (compiled and parsed once:
+    :func:`eventlog.dialect.key_pairs`)."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
     first, second = list(table.primary_key.columns)
-    if connection.dialect.name == "postgresql":
-        pairs: Any = (
-            func.unnest(
-                bindparam("scopes", [k[0] for k in wanted], type_=ARRAY(String)),
-                bindparam("idents", [k[1] for k in wanted], type_=ARRAY(String)),
-            )
-            .table_valued("scope", "ident")
-            .render_derived()
-        )
-    else:
-        _WANTED.create(connection, checkfirst=True)
-        connection.execute(delete(_WANTED))
-        connection.execute(insert(_WANTED), [{"scope": a, "ident": b} for a, b in wanted])
-        pairs = _WANTED
+    pairs = dialect.key_pairs(connection, wanted)
     query = select(table).join(pairs, and_(first == pairs.c.scope, second == pairs.c.ident))
     found: dict[tuple[Any, ...], Row] = {}
     for row in connection.execute(query):
@@ -411,7 +383,7 @@ def _write(
         )
 
 
-class Reducer:
+class Reducer(projection_contract.Reducer):
     """Folds events in memory — one row per task or store, merged — and writes them once.
 
     ``apply_many`` is a reducer over one batch; a whole-log rebuild keeps one reducer for the
@@ -419,6 +391,8 @@ class Reducer:
     (a log replayed from the archive is in key order, not time order) is written once, not
     once per batch it appears in.
     """
+
+    hands_over = True
 
     def __init__(self, connection: Connection | None = None) -> None:
         # the stored rows are read once, at write(): a merge does not depend on them earlier
@@ -479,8 +453,24 @@ def apply_many(connection: Connection, events: Sequence[Any]) -> None:
 
 
 def apply(connection: Connection, event: Any) -> None:
-    """Fold one stored event (:class:`eventlog.store.StoredEvent`) into ``tasks``/``stores``."""
+    """Fold one stored event (:class:`eventlog.entries.StoredEvent`) into ``tasks``/``stores``."""
     apply_many(connection, [event])
 
 
 FOLDS.update({detail_type: apply for detail_type in _KINDS})
+
+
+class Resources(projection_contract.Projection):
+    """``tasks`` and ``stores``: rows are merges of facts (:class:`Reducer`), so a rebuild may
+    reduce ranges of the log side by side and merge them, and writes them straight."""
+
+    name = "resources"
+    tables = TABLES
+    folds = FOLDS
+    splittable = True
+
+    def apply_many(self, connection: Connection, events: Sequence[Any]) -> None:
+        apply_many(connection, events)
+
+    def reducer(self, connection: Connection) -> Reducer:
+        return Reducer(connection)

@@ -21,49 +21,33 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 from sqlalchemy import Connection, and_, func, or_, select, update
 
-from eventlog import projection_set
+from eventlog import dialect, projection_set
 
 # rows as values live in eventlog/entries.py (no SQLAlchemy there, for replay workers); their
 # names are the store's too ("X as X": re-exported, PEP 484)
 from eventlog.entries import PIPELINE_NAMESPACE as PIPELINE_NAMESPACE
 from eventlog.entries import PIPELINE_SOURCE as PIPELINE_SOURCE
-from eventlog.entries import LogEntry, as_utc, copy_line, utcnow
+from eventlog.entries import LogEntry as LogEntry
+from eventlog.entries import StoredEvent as StoredEvent
+from eventlog.entries import as_utc as as_utc
+from eventlog.entries import copy_line
 from eventlog.entries import derived_id as derived_id
+from eventlog.entries import stored_event as stored_event
+from eventlog.entries import utcnow as utcnow
 from eventlog.tables import dead_letters, events, outbox
-from eventlog.tables import dialect_insert as _insert
 
 if TYPE_CHECKING:  # the parser (pydantic, ≈ 0.3 s to import) is not needed to fold the log
     from schemas.parsing import Rejected
 
-#: Arbitrary constant naming the advisory lock that orders appends on PostgreSQL.
-APPEND_LOCK_KEY = 0x0E1C_5EED
 #: How long unpublished outbox work waits before the sweeper assumes its publisher died.
 UNPUBLISHED_GRACE = timedelta(seconds=10)
-
-
-@dataclass(frozen=True)
-class StoredEvent:
-    """A row of ``events`` as read back."""
-
-    seq: int
-    event_id: str
-    origin: str
-    source: str
-    detail_type: str
-    resource_arn: str | None
-    resource_id: str | None
-    status: str | None
-    event_time: datetime
-    received_at: datetime
-    caused_by: str | None
-    payload: dict[str, Any] = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -76,11 +60,6 @@ class OutboxItem:
     publish_count: int
     #: when it was last published; None while owed (never published, or deferred)
     published_at: datetime | None = None
-
-
-def _lock_for_append(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(select(func.pg_advisory_xact_lock(APPEND_LOCK_KEY)))
 
 
 def append(
@@ -113,7 +92,7 @@ def append_many(
     if not batch:
         return set()
     now = utcnow()
-    _lock_for_append(connection)
+    dialect.lock_appends(connection)
     rows = [
         {
             "event_id": entry.event_id,
@@ -130,13 +109,13 @@ def append_many(
         }
         for entry, _ in batch.values()
     ]
-    if connection.dialect.name == "postgresql" and len(rows) >= BULK_FROM:
+    if dialect.copies(connection) and len(rows) >= BULK_FROM:
         new_seqs = _append_copied(connection, rows)
     else:
         # executemany (SQLAlchemy's insertmanyvalues batches it): one cached statement, where
         # a multi-row VALUES would be compiled afresh for every batch (2 to 10 times slower)
         statement = (
-            _insert(connection, events)
+            dialect.insert(connection, events)
             .on_conflict_do_nothing(index_elements=["event_id"])
             .returning(events.c.event_id, events.c.seq)
             .execution_options(insertmanyvalues_page_size=100)  # psycopg parses big ones slowly
@@ -223,9 +202,7 @@ def _append_copied(connection: Connection, rows: list[dict[str, Any]]) -> dict[s
 
 def _move_staged(connection: Connection, data: bytes) -> dict[str, int]:
     """COPY text of rows (:func:`copy_line`) through the staging table into ``events``."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
+    with dialect.driver(connection).cursor() as cursor:
         cursor.execute(_STAGE_SQL)
         with cursor.copy(_COPY_STAGED_SQL) as copy:
             for place, line in enumerate(data.splitlines(keepends=True), 1):
@@ -248,9 +225,8 @@ def append_copy(connection: Connection, data: bytes, event_ids: Sequence[str]) -
     """
     if not event_ids:
         return set()
-    _lock_for_append(connection)
-    driver = connection.connection.driver_connection
-    assert driver is not None
+    dialect.lock_appends(connection)
+    driver = dialect.driver(connection)
     try:
         # transaction() inside SQLAlchemy's transaction: a savepoint
         with driver.transaction(), driver.cursor() as cursor, cursor.copy(_COPY_SQL) as copy:
@@ -263,7 +239,7 @@ def append_copy(connection: Connection, data: bytes, event_ids: Sequence[str]) -
 def owe(connection: Connection, work: list[dict[str, Any]]) -> None:
     """Insert outbox rows, ignoring ones already owed."""
     connection.execute(
-        _insert(connection, outbox)
+        dialect.insert(connection, outbox)
         .values(work)
         .on_conflict_do_nothing(index_elements=["event_id", "stage"])
     )
@@ -314,25 +290,6 @@ def read(connection: Connection, *, after_seq: int = 0, limit: int = 1000) -> li
         select(events).where(events.c.seq > after_seq).order_by(events.c.seq).limit(limit)
     )
     return [stored_event(row) for row in rows]
-
-
-def stored_event(row: Any) -> StoredEvent:
-    """A row of ``events`` (a mapping, or a Row whose ``_mapping`` is one) as a StoredEvent."""
-    row = getattr(row, "_mapping", row)
-    return StoredEvent(
-        seq=row["seq"],
-        event_id=row["event_id"],
-        origin=row["origin"],
-        source=row["source"],
-        detail_type=row["detail_type"],
-        resource_arn=row["resource_arn"],
-        resource_id=row["resource_id"],
-        status=row["status"],
-        event_time=as_utc(row["event_time"]),
-        received_at=as_utc(row["received_at"]),
-        caused_by=row["caused_by"],
-        payload=row["payload"],
-    )
 
 
 # --- outbox ----------------------------------------------------------------------------------
@@ -437,11 +394,11 @@ def claim_due(
         .order_by(outbox.c.id)
         .limit(limit)
     )
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
     return [
         OutboxItem(item_id, event_id, stage, count, as_utc(published) if published else None)
-        for item_id, event_id, stage, count, published in connection.execute(query)
+        for item_id, event_id, stage, count, published in connection.execute(
+            dialect.skip_locked(connection, query)
+        )
     ]
 
 
@@ -533,9 +490,9 @@ def dead_letter(
     digest.update(raw)
     # like appends: ids in commit order, so a follower of dead letters (alerts, metrics) never
     # skips one that commits after a higher id (eventlog/cursors.py)
-    _lock_for_append(connection)
+    dialect.lock_appends(connection)
     statement = (
-        _insert(connection, dead_letters)
+        dialect.insert(connection, dead_letters)
         .values(
             dead_letter_id=digest.hexdigest(),
             created_at=utcnow(),

@@ -28,13 +28,10 @@ The payload column is JSONB on PostgreSQL and JSON on SQLite (:data:`JsonColumn`
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
-    Connection,
     DateTime,
     Float,
     ForeignKey,
@@ -47,7 +44,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 #: JSONB where the database has it, plain JSON elsewhere.
@@ -337,16 +333,3 @@ tasks = Table(
     Column("duration_seconds", Float),
     Index("ix_tasks_run_id", "run_id"),
 )
-
-
-def dialect_insert(connection: Connection, table: Table) -> Any:
-    """An INSERT with ``on_conflict_do_*`` for the connection's dialect (PostgreSQL or SQLite).
-
-    Every idempotent write of the log and the projections goes through this one helper.
-    """
-    dialect = connection.dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")

@@ -10,7 +10,8 @@ import pytest
 import redis as redis_lib
 import sqlalchemy as sa
 
-from eventlog.db import engine_for, lift_statement_timeout
+from eventlog.db import engine_for
+from eventlog.dialect import lift_statement_timeout
 from schemas.settings import Settings
 from workers.concurrency import ConcurrencyLimiter
 from workers.ratelimit import GlobalRateLimiter
