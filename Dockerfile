@@ -15,8 +15,9 @@ WORKDIR /app
 # dependencies come from pyproject.toml; the sources are copied after, so code changes keep
 # the dependency layer cached
 COPY pyproject.toml README.md ./
-RUN mkdir -p schemas eventlog workers producers \
+RUN mkdir -p schemas eventlog workers producers cli simulator devtools \
  && touch schemas/__init__.py eventlog/__init__.py workers/__init__.py producers/__init__.py \
+          cli/__init__.py simulator/__init__.py devtools/__init__.py \
           omics_events.py celeryconfig.py \
  && pip install . \
  && pip uninstall --yes healthomics-event-workers
@@ -25,6 +26,9 @@ COPY schemas ./schemas
 COPY eventlog ./eventlog
 COPY workers ./workers
 COPY producers ./producers
+COPY cli ./cli
+COPY simulator ./simulator
+COPY devtools ./devtools
 RUN pip install --no-deps . && rm -rf /root/.cache
 
 USER omics

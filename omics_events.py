@@ -95,7 +95,7 @@ def demo(timeout: float, runs: int, seed: int | None) -> None:
 
     Exits non-zero if any event the simulator emitted did not reach its final stage.
     """
-    from producers.demo import run_demo
+    from devtools.demo import run_demo
 
     settings = _settings()
     sys.exit(run_demo(settings, console, timeout=timeout, runs=runs, seed=seed))
@@ -108,7 +108,7 @@ def demo(timeout: float, runs: int, seed: int | None) -> None:
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def simulate(args: tuple[str, ...]) -> None:
     """Run the HealthOmics simulator (API + events to SQS); --help for its options."""
-    from producers.simulator.cli import main as simulator_main
+    from simulator.cli import main as simulator_main
 
     sys.exit(simulator_main(list(args)))
 
@@ -133,7 +133,7 @@ def send(files: tuple[str, ...], wait: bool | None, timeout: float) -> None:
     """
     from contextlib import ExitStack
 
-    from producers.demo import wait_until_done
+    from devtools.demo import wait_until_done
     from producers.intake import Intake, IntakeReport
     from producers.sender import batched, read_inputs
     from workers import embedded_worker
@@ -332,7 +332,7 @@ def flower() -> None:
 )
 def health(kind: str | None) -> None:
     """Container health check: exit 0 while the process makes progress, 1 when it does not."""
-    from producers.health import check_health
+    from cli.health import check_health
 
     settings = load_settings()
     healthy, reason = check_health(settings, kind or settings.omics_process)
@@ -431,7 +431,7 @@ def deliveries(failed: bool, run: str | None, limit: int) -> None:
 )
 def receiver(host: str, port: int, strict: bool) -> None:
     """A local NGS360 callback endpoint that answers as the contract says (demo, compose)."""
-    from producers.ngs360_receiver import CALLBACK_PATH, Ngs360Receiver
+    from devtools.ngs360_receiver import CALLBACK_PATH, Ngs360Receiver
 
     settings = _settings()
     key = settings.ngs360_api_key.get_secret_value() if settings.ngs360_api_key else ""
@@ -707,7 +707,8 @@ def metrics_command(flush: bool) -> None:
     """How far the metrics pool (CloudWatch), the alerts and the archive pool have followed the
     log."""
     from workers.archive import archive_status
-    from workers.metrics import metrics_loop, metrics_status
+    from workers.metrics import metrics_status
+    from workers.metrics_pool import metrics_loop
 
     settings = _settings()
     app = _ready_app(settings)
@@ -847,7 +848,7 @@ def config_show() -> None:
 @config.command("check")
 def config_check() -> None:
     """Print the configuration (secrets masked) and check every dependency it names."""
-    from producers.checks import run_checks
+    from cli.checks import run_checks
 
     settings = _settings()
     config_show.callback()  # type: ignore[misc]
@@ -887,11 +888,11 @@ def config_table(readme: Path | None) -> None:
     click.echo(f"wrote the configuration table into {readme}")
 
 
-# --- rebuild, replay, runs, run (producers/log_commands.py) ------------------------------------
+# --- rebuild, replay, runs, run (cli/log_commands.py) ------------------------------------
 
 
 def _register_log_commands() -> None:
-    from producers.log_commands import register
+    from cli.log_commands import register
 
     register(cli, settings=_settings, ready_app=_ready_app)
 

@@ -1,7 +1,7 @@
 """Burst: 10,000 events landing in SQS at once — time to drain, maximum queue depth, nothing lost.
 
 What it measures: the whole pipeline runs as real processes (poller, sweeper, one worker per
-pool; ``producers/stack.py``) on Redis and a fresh PostgreSQL database, idle and ready; then
+pool; ``devtools/stack.py``) on Redis and a fresh PostgreSQL database, idle and ready; then
 ``--events`` simulator events are sent into its SQS queue as fast as the emitter can
 (``SendMessageBatch`` from several threads).  Every half second it samples the SQS queue
 (visible + in flight), the Celery queues in Redis (every pool's list) and the outbox work not

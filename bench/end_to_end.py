@@ -5,7 +5,7 @@ What it measures, in one run:
 * **pipeline** — the HealthOmics simulator's events (runs with tasks, some failing or cancelled,
   all tagged with a ``WESRunId``, plus read-set import jobs) are sent into an SQS queue (moto,
   its own process); the poller, the sweeper and one worker per pool (archive, enrich, callback,
-  imports, metrics) run as real ``python -m omics_events`` processes (``producers/stack.py``) on
+  imports, metrics) run as real ``python -m omics_events`` processes (``devtools/stack.py``) on
   Redis and a fresh PostgreSQL database, and deliver to a local NGS360 receiver, S3 and
   CloudWatch (moto).  Reported: events/s sustained (events / (last outbox work done - first
   emission)), latency from emission to the callback the receiver accepted (p50, p95, p99, over

@@ -80,11 +80,12 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from celeryconfig import QUEUES  # noqa: E402
+from devtools.ngs360_receiver import Ngs360Receiver  # noqa: E402
+from devtools.stack import ProcessStack, ProcessUsage  # noqa: E402
 from eventlog.db import create_db_engine, upgrade  # noqa: E402
 from eventlog.tables import events, outbox  # noqa: E402
-from producers.local_aws import free_port, local_aws_environment  # noqa: E402
-from producers.ngs360_receiver import Ngs360Receiver  # noqa: E402
-from producers.simulator import (  # noqa: E402
+from schemas.settings import Settings  # noqa: E402
+from simulator import (  # noqa: E402
     ManualClock,
     MemorySink,
     S3OutputStore,
@@ -93,8 +94,7 @@ from producers.simulator import (  # noqa: E402
     SqsSink,
     realistic_mix,
 )
-from producers.stack import ProcessStack, ProcessUsage  # noqa: E402
-from schemas.settings import Settings  # noqa: E402
+from simulator.local_aws import free_port, local_aws_environment  # noqa: E402
 from workers.archive import archived_through  # noqa: E402
 
 console = Console(width=160)

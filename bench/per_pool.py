@@ -1,7 +1,7 @@
 """Per pool: the maximum rate of each stage alone, to show where the bottleneck is.
 
 What it measures: ``--events`` N simulator events (the same mix as ``bench/end_to_end.py``) are
-loaded into SQS first; then each stage runs alone, as a real process (``producers/stack.py``),
+loaded into SQS first; then each stage runs alone, as a real process (``devtools/stack.py``),
 on the work the previous stages left, and is timed from the moment it is ready (Celery ping) to
 its last item done:
 
@@ -69,10 +69,10 @@ from harness import (
     wait_ready,
 )
 
+from devtools.stack import ProcessStack
 from eventlog import cursors
 from eventlog.db import create_db_engine
 from eventlog.tables import events, outbox
-from producers.stack import ProcessStack
 
 STAGES = ("enrich", "callback", "imports")
 
@@ -97,9 +97,7 @@ class StageFigure:
         return self.rate / self.per_event if self.per_event else float("inf")
 
 
-def _owed(
-    engine: Engine, stage: str
-) -> tuple[int, int, datetime | None, datetime | None, int]:
+def _owed(engine: Engine, stage: str) -> tuple[int, int, datetime | None, datetime | None, int]:
     """(rows of ``stage``, not done, first done_at, last done_at, tasks published)."""
     with engine.connect() as connection:
         total, left, first, last, published = connection.execute(
@@ -281,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
             console.print(f"  {stage}: {figures[-1].rate:,.0f} items/s")
         for pool in FOLLOWERS:
             figures.append(
-                counted(
-                    lambda pool=pool: measure_follower(stack, engine, pool, n, args.timeout)
-                )
+                counted(lambda pool=pool: measure_follower(stack, engine, pool, n, args.timeout))
             )
             console.print(f"  {pool}: {figures[-1].rate:,.0f} log rows/s")
         engine.dispose()

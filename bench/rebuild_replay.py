@@ -3,7 +3,7 @@
 What it measures, for each size N:
 
 * **load** — N simulated events (a realistic day: runs, tasks, imports, stores; duplicates,
-  reordering and archive replays on; :mod:`producers.simulated_day`) parsed and inserted
+  reordering and archive replays on; :mod:`simulator.simulated_day`) parsed and inserted
   straight into ``events`` in batches (no folds: the log only), then ``VACUUM ANALYZE`` (as
   autovacuum would have done to a lab's log long before), and the same events written as a
   folder archive: ``--layout batches`` (the default) by the archive pool's own follower
@@ -58,9 +58,9 @@ from eventlog.db import create_db_engine, upgrade  # noqa: E402
 from eventlog.store import LogEntry, utcnow  # noqa: E402
 from eventlog.tables import events  # noqa: E402
 from producers.replay import ReplayReport, open_source, replay  # noqa: E402
-from producers.simulated_day import simulated_day  # noqa: E402
 from schemas.parsing import ParsedEvent, canonical_json, parse_event  # noqa: E402
 from schemas.settings import Settings  # noqa: E402
+from simulator.simulated_day import simulated_day  # noqa: E402
 from workers import create_app  # noqa: E402
 from workers.archive import ArchiveFollower  # noqa: E402
 from workers.storage import raw_key  # noqa: E402

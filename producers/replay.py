@@ -88,6 +88,7 @@ from producers.replay_sources import (
 )
 from schemas.parsing import ParsedEvent
 from schemas.settings import Settings
+from workers.follower_loop import LEASE, follower_id
 from workers.routing import stages_for
 from workers.runtime import runtime_of
 
@@ -345,7 +346,7 @@ def replay(
         if with_side_effects
         else tuple(followers or (metrics.CURSOR, alerts.CURSOR, archive.CURSOR))
     )
-    with QuietFollowers(engine, names, f"replay:{metrics.follower_id()}", metrics.LEASE) as quiet:
+    with QuietFollowers(engine, names, f"replay:{follower_id()}", LEASE) as quiet:
         if processes is None:
             processes = default_processes()
         # the workers start now, so that their imports overlap the listing

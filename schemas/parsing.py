@@ -613,9 +613,7 @@ def _raw_of(raw: Any) -> bytes:
         return b""
 
 
-def parse_event(
-    raw: RawEvent, limits: ParseLimits = DEFAULT_LIMITS
-) -> ParsedEvent | Rejected:
+def parse_event(raw: RawEvent, limits: ParseLimits = DEFAULT_LIMITS) -> ParsedEvent | Rejected:
     """Validate one raw event; see the module docstring for the order of the checks.
 
     ``raw`` is the bytes as received (an SQS body, an archived object, a line of a file), the

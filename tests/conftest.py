@@ -26,8 +26,8 @@ import redis as redis_lib
 from sqlalchemy.engine import make_url
 
 from eventlog.db import create_db_engine, upgrade
-from producers.local_aws import LocalAws, local_aws_environment, start_local_aws
 from schemas.settings import Settings
+from simulator.local_aws import LocalAws, local_aws_environment, start_local_aws
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -83,12 +83,25 @@ _TASK = {
     "runUuid": "153893cd-097a-40ec-aec7-838a97cd2b21",
     "runId": "1234567",
 }
-_JOB = {"omicsVersion": "1.0.0", "id": "3660451514", "sequenceStoreId": "3936421177",
-        "status": "COMPLETED"}
-_READ_SET = {"omicsVersion": "1.0.0", "id": "1894433287", "sequenceStoreId": "3936421177",
-             "status": "ACTIVE"}
-_STORE = {"omicsVersion": "1.0.0", "arn": "arn:aws:omics:us-east-1:123456789012:store",
-          "status": "CREATED", "storeId": "6710c5f02610", "storeName": "store"}
+_JOB = {
+    "omicsVersion": "1.0.0",
+    "id": "3660451514",
+    "sequenceStoreId": "3936421177",
+    "status": "COMPLETED",
+}
+_READ_SET = {
+    "omicsVersion": "1.0.0",
+    "id": "1894433287",
+    "sequenceStoreId": "3936421177",
+    "status": "ACTIVE",
+}
+_STORE = {
+    "omicsVersion": "1.0.0",
+    "arn": "arn:aws:omics:us-east-1:123456789012:store",
+    "status": "CREATED",
+    "storeId": "6710c5f02610",
+    "storeName": "store",
+}
 
 
 def _rejected(name: str, event: dict[str, Any] | bytes, *, escaped: bool = False) -> Case:

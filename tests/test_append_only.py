@@ -29,9 +29,14 @@ WHEN = datetime(2026, 12, 4, 10, 0, tzinfo=UTC)
 def entry(event_id: str, status: str = "RUNNING", offset: int = 0) -> LogEntry:
     payload = run_event(event_id, status=status)
     return LogEntry(
-        event_id=event_id, origin="aws", source="aws.omics", detail_type="Run Status Change",
-        event_time=WHEN + timedelta(seconds=offset), payload=payload,
-        resource_id=payload["detail"]["uuid"], status=status,
+        event_id=event_id,
+        origin="aws",
+        source="aws.omics",
+        detail_type="Run Status Change",
+        event_time=WHEN + timedelta(seconds=offset),
+        payload=payload,
+        resource_id=payload["detail"]["uuid"],
+        status=status,
     )
 
 
@@ -90,8 +95,8 @@ def test_the_app_role_appends_and_reads_but_cannot_rewrite_the_log(fresh_databas
         ).scalar_one()
     owner.dispose()
     assert has_password
-    app_url = make_url(fresh_database).set(username=APP_ROLE).render_as_string(
-        hide_password=False
+    app_url = (
+        make_url(fresh_database).set(username=APP_ROLE).render_as_string(hide_password=False)
     )  # trust authentication here: the password is set, not checked
     app = create_db_engine(app_url)
     try:

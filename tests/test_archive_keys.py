@@ -68,8 +68,12 @@ def test_unsafe_event_ids_stay_in_the_batch_and_name_no_object(
     # as a row appended before ids were checked at intake, or by a replay of an old archive
     entries = [
         LogEntry(
-            event_id=event_id, origin="aws", source="aws.omics",
-            detail_type="Run Status Change", event_time=WHEN, payload=run_event(event_id),
+            event_id=event_id,
+            origin="aws",
+            source="aws.omics",
+            detail_type="Run Status Change",
+            event_time=WHEN,
+            payload=run_event(event_id),
         )
         for event_id in [*UNSAFE_IDS, "good-event"]
     ]

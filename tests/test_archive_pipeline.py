@@ -347,8 +347,20 @@ def test_celery_command_starts_the_archive_pool(
     log_path = tmp_path / "celery.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers", "worker", "-Q", "archive",
-             "--pool", "solo", "--without-mingle", "--without-gossip"],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers",
+                "worker",
+                "-Q",
+                "archive",
+                "--pool",
+                "solo",
+                "--without-mingle",
+                "--without-gossip",
+            ],
             cwd=REPO,
             env=_worker_env(pipeline_settings),
             stdout=log,
@@ -371,8 +383,12 @@ def test_send_command_reads_files_and_prints_a_summary(
     path.write_text("\n".join(json.dumps(e) for e in good) + "\n{not json\n")
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env.update(
-        {"DATABASE_URL": pg_url, "ARCHIVE_URI": f"s3://{bucket}/{PREFIX}", "COLUMNS": "200",
-         "ENRICH_RUNS": "false"}  # no HealthOmics here: the sample runs cannot be enriched
+        {
+            "DATABASE_URL": pg_url,
+            "ARCHIVE_URI": f"s3://{bucket}/{PREFIX}",
+            "COLUMNS": "200",
+            "ENRICH_RUNS": "false",
+        }  # no HealthOmics here: the sample runs cannot be enriched
     )
     done = subprocess.run(
         [sys.executable, "-m", "omics_events", "send", str(path)],

@@ -49,7 +49,11 @@ def test_bad_setting_stops_a_command_with_one_line(tmp_path: Path) -> None:
     env = os.environ | {"DATABASE_URL": "mysql://x"}
     done = subprocess.run(
         [sys.executable, "-m", "omics_events", "config", "show"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [
@@ -76,8 +80,11 @@ def test_demo_on_the_embedded_default(tmp_path: Path) -> None:
     env["COLUMNS"] = "200"
     done = subprocess.run(
         [sys.executable, "-m", "omics_events", "demo"],
-        cwd=tmp_path, env=env | {"PYTHONPATH": str(REPO)},
-        capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        env=env | {"PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "pending" in done.stdout and "archive: s3://omics-events-archive" in done.stdout

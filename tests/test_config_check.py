@@ -9,15 +9,19 @@ from typing import Any
 
 import boto3
 
-from producers.simulator import Simulator, SimulatorServer
 from schemas.settings import Settings
+from simulator import Simulator, SimulatorServer
 from tests.conftest import REPO, unique
 
 
 def _run(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "omics_events", "config", "check"],
-        cwd=REPO, env=env | {"COLUMNS": "200"}, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env | {"COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -41,7 +45,12 @@ def test_config_check_all_ok_then_a_wrong_database(
     assert good.returncode == 0, good.stdout + good.stderr
     lines = [line for line in good.stdout.splitlines() if line.startswith(("ok", "FAIL"))]
     assert [line.split()[1] for line in lines] == [
-        "redis", "database", "archive", "sqs", "ngs360", "healthomics"
+        "redis",
+        "database",
+        "archive",
+        "sqs",
+        "ngs360",
+        "healthomics",
     ]
     assert all(line.startswith("ok") for line in lines), good.stdout
     assert "check-secret-key" not in good.stdout + good.stderr

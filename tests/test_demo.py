@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from producers.demo import run_demo
-from producers.ngs360_receiver import Ngs360Receiver
-from producers.simulator import ManualClock, MemorySink, Simulator, realistic_mix
+from devtools.demo import run_demo
+from devtools.ngs360_receiver import Ngs360Receiver
 from schemas.settings import Settings
+from simulator import ManualClock, MemorySink, Simulator, realistic_mix
 
 
 def _seed_whose_runs_carry_a_wes_id(runs: int = 2) -> int:

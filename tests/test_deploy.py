@@ -19,8 +19,11 @@ from tests.conftest import REPO
 
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
-APP_SERVICES = {name: spec for name, spec in SERVICES.items() if spec.get("image", "").startswith(
-    "healthomics-event-workers")}
+APP_SERVICES = {
+    name: spec
+    for name, spec in SERVICES.items()
+    if spec.get("image", "").startswith("healthomics-event-workers")
+}
 KNOWN = {env_name(field) for field in Settings.model_fields.values()} | set(BOTOCORE_VARIABLES)
 
 
@@ -31,11 +34,27 @@ def test_compose_file_is_valid_against_the_compose_specification() -> None:
 
 
 def test_compose_has_every_process() -> None:
-    expected = {"redis", "postgres", "migrate", "poller", "sweeper", "archive", "enrich",
-                "callback", "imports", "metrics", "flower", "moto", "simulator", "receiver"}
+    expected = {
+        "redis",
+        "postgres",
+        "migrate",
+        "poller",
+        "sweeper",
+        "archive",
+        "enrich",
+        "callback",
+        "imports",
+        "metrics",
+        "flower",
+        "moto",
+        "simulator",
+        "receiver",
+    }
     assert expected <= set(SERVICES)
-    assert {SERVICES[name].get("profiles", []) == ["local"]
-            for name in ("moto", "simulator", "receiver")} == {True}
+    assert {
+        SERVICES[name].get("profiles", []) == ["local"]
+        for name in ("moto", "simulator", "receiver")
+    } == {True}
     assert any(v.startswith("postgres-data:") for v in SERVICES["postgres"]["volumes"])
 
 
@@ -52,7 +71,10 @@ def test_every_service_command_is_a_real_subcommand(service: str) -> None:
     assert words, service
     done = subprocess.run(
         [sys.executable, "-m", "omics_events", *path, "--help"],
-        cwd=REPO, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}},
     )
     assert done.returncode == 0, f"{service}: {' '.join(path)} --help\n{done.stderr}"
@@ -72,8 +94,17 @@ def test_services_that_need_redis_or_postgres_wait_for_their_health_checks() -> 
         for dependency in ("redis", "postgres"):
             if dependency in depends:
                 assert depends[dependency]["condition"] == "service_healthy", (name, dependency)
-    for name in ("poller", "sweeper", "archive", "enrich", "callback", "imports", "metrics",
-                 "flower", "migrate"):
+    for name in (
+        "poller",
+        "sweeper",
+        "archive",
+        "enrich",
+        "callback",
+        "imports",
+        "metrics",
+        "flower",
+        "migrate",
+    ):
         depends = SERVICES[name]["depends_on"]
         assert depends["redis"]["condition"] == "service_healthy", name
         assert depends["postgres"]["condition"] == "service_healthy", name
@@ -105,8 +136,9 @@ def test_env_example_lists_every_variable() -> None:
 def test_dockerfile_runs_as_non_root_with_a_healthcheck_and_the_command_as_entrypoint() -> None:
     dockerfile = (REPO / "Dockerfile").read_text()
     assert re.search(r"^USER (?!root)\w+", dockerfile, re.MULTILINE)
-    assert re.search(r"^HEALTHCHECK .*\n\s+CMD \[\"omics-events\", \"health\"\]", dockerfile,
-                     re.MULTILINE)
+    assert re.search(
+        r"^HEALTHCHECK .*\n\s+CMD \[\"omics-events\", \"health\"\]", dockerfile, re.MULTILINE
+    )
     assert 'ENTRYPOINT ["omics-events"]' in dockerfile
     assert "pip install ." in dockerfile  # dependencies from pyproject.toml
 
@@ -119,7 +151,11 @@ def test_health_command_reports_progress(tmp_path: Path) -> None:
     def run(kind: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "omics_events", "health", "--kind", kind],
-            cwd=REPO, capture_output=True, text=True, timeout=60, env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
         )
 
     assert run("poller").returncode == 1  # no progress recorded yet

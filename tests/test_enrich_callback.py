@@ -2,7 +2,7 @@
 
 HealthOmics is the project's simulator (uvicorn, a real boto3 ``omics`` client), AWS is moto
 (S3 for ``outputs.json``, SQS for the poller path, Secrets Manager for the key), NGS360 is the
-local receiver (``producers/ngs360_receiver.py``), the log is PostgreSQL, the broker and the
+local receiver (``devtools/ngs360_receiver.py``), the log is PostgreSQL, the broker and the
 global rate limits are Redis, and the enrich and callback pools are embedded Celery workers.
 Every check compares what the receiver holds with the simulator's ground truth; waits are
 deadlines on conditions, never timed assertions.
@@ -30,15 +30,15 @@ from celery import Celery
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
 
+from devtools.ngs360_receiver import Ngs360Receiver
 from eventlog.rebuild import rebuild
 from eventlog.tables import dead_letters, deliveries, events, outbox, runs
 from producers.intake import Intake
-from producers.ngs360_receiver import Ngs360Receiver
 from producers.poller import Poller, PollerOptions
-from producers.simulator import ManualClock, MemorySink, S3OutputStore, Simulator, SimulatorServer
-from producers.simulator.scenarios import realistic_mix
 from schemas.settings import Settings
 from schemas.vocabulary import RUN_ENRICHED, RUN_ENRICHMENT_FAILED, RUN_STATUS_RECONCILED
+from simulator import ManualClock, MemorySink, S3OutputStore, Simulator, SimulatorServer
+from simulator.scenarios import realistic_mix
 from tests.conftest import REPO, unique
 from tests.test_archive_pipeline import wait_for
 from workers import create_app, embedded_worker, sweep

@@ -14,7 +14,7 @@ from eventlog.projections import RUN_ENRICHED
 from eventlog.tables import events
 from tests.test_enrich_callback import Rig, make_rig  # noqa: F401  (make_rig: a fixture)
 
-DEEP = ("{\"result\": " + "[" * 900 + "]" * 900 + "}").encode()
+DEEP = ('{"result": ' + "[" * 900 + "]" * 900 + "}").encode()
 
 
 def _oversized(run_id: str) -> bytes:
@@ -32,7 +32,10 @@ def _oversized(run_id: str) -> bytes:
     ids=["900-levels", "over-size"],
 )
 def test_a_hostile_outputs_file_still_sends_the_completed_callback(
-    make_rig: Callable[..., Rig], s3: Any, body: Callable[[str], bytes], why: str  # noqa: F811
+    make_rig: Callable[..., Rig],  # noqa: F811
+    s3: Any,
+    body: Callable[[str], bytes],
+    why: str,
 ) -> None:
     rig = make_rig(seed=7, enrich_outputs_max_bytes=4096)
     run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")

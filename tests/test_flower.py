@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from celeryconfig import QUEUES
-from producers.local_aws import free_port
 from schemas.settings import Settings
+from simulator.local_aws import free_port
 from tests.conftest import REPO
 from tests.test_archive_pipeline import wait_for
 from workers import create_app
@@ -38,7 +38,11 @@ def _env(settings: Settings, **extra: str) -> dict[str, str]:
 def test_flower_refuses_to_start_without_credentials(pipeline_settings: Settings) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "omics_events", "flower"],
-        cwd=REPO, env=_env(pipeline_settings), capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=_env(pipeline_settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode != 0
     assert "FLOWER_BASIC_AUTH is not set" in done.stderr
@@ -53,9 +57,11 @@ def test_flower_requires_auth_and_shows_every_pool(
     log = open(tmp_path / "processes.log", "wb")  # noqa: SIM115 - closed in finally
     processes = [
         subprocess.Popen(
-            [sys.executable, "-m", "omics_events", "worker", "--pool", pool, "--pool-type",
-             "solo"],
-            cwd=REPO, env=_env(pipeline_settings), stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "omics_events", "worker", "--pool", pool, "--pool-type", "solo"],
+            cwd=REPO,
+            env=_env(pipeline_settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         for pool in QUEUES
@@ -69,11 +75,14 @@ def test_flower_requires_auth_and_shows_every_pool(
                 FLOWER_BASIC_AUTH=":".join(credentials),
                 FLOWER_PORT=str(port),
             ),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def answers() -> bool:
             try:
                 return httpx.get(f"{base}/healthcheck", timeout=2).status_code == 200
@@ -83,8 +92,10 @@ def test_flower_requires_auth_and_shows_every_pool(
         wait_for(answers, 60, "flower up")
         assert httpx.get(f"{base}/api/workers", timeout=10).status_code == 401
         assert httpx.get(f"{base}/", timeout=10).status_code == 401
-        assert httpx.get(f"{base}/api/workers", auth=("operator", "wrong"), timeout=10
-                         ).status_code == 401
+        assert (
+            httpx.get(f"{base}/api/workers", auth=("operator", "wrong"), timeout=10).status_code
+            == 401
+        )
 
         def pools_seen() -> set[str]:
             response = httpx.get(

@@ -114,8 +114,7 @@ def sqs_safe(case: Case) -> bool:
     except UnicodeDecodeError:
         return False
     return len(case.raw) < SQS_MAX_BYTES - 1024 and all(
-        ch in "\t\n\r" or 0x20 <= ord(ch) <= 0xD7FF or 0xE000 <= ord(ch) <= 0xFFFD
-        for ch in text
+        ch in "\t\n\r" or 0x20 <= ord(ch) <= 0xD7FF or 0xE000 <= ord(ch) <= 0xFFFD for ch in text
     )
 
 
@@ -165,9 +164,7 @@ def no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
 # --- through send ------------------------------------------------------------------------------
 
 
-def test_hostile_corpus_through_send(
-    hostile_settings: Settings, app: Any, tmp_path: Path
-) -> None:
+def test_hostile_corpus_through_send(hostile_settings: Settings, app: Any, tmp_path: Path) -> None:
     lines_good = good_events(30, "lines")
     array_good = good_events(30, "array")
     lines = tmp_path / "hostile.jsonl"

@@ -28,14 +28,14 @@ import boto3
 import pytest
 from sqlalchemy import func, select
 
+from devtools.stack import settings_environment
 from eventlog import import_projections
 from eventlog.tables import dead_letters, events, import_jobs, import_sources, outbox, read_sets
 from producers.poller import Poller, PollerOptions
-from producers.simulator import Simulator, SimulatorServer, SystemClock
-from producers.simulator.requestlog import _max_in_window
-from producers.stack import settings_environment
 from schemas.imports import classify_failure, classify_name
 from schemas.settings import Settings
+from simulator import Simulator, SimulatorServer, SystemClock
+from simulator.requestlog import _max_in_window
 from tests.conftest import REPO, unique
 from tests.test_archive_pipeline import wait_for
 from workers import create_app, embedded_worker

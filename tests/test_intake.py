@@ -19,8 +19,9 @@ from workers import create_app
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=20,
 )
 inputs = st.one_of(
@@ -111,7 +112,7 @@ def test_array_elements_are_passed_as_their_raw_bytes() -> None:
 
 def test_a_malformed_array_keeps_its_good_elements(intake: Intake) -> None:
     good = [run_event() for _ in range(3)]
-    data = b"[%s, 42, \"text\", %s, {\"a\": 1,}, %s, ]" % tuple(
+    data = b'[%s, 42, "text", %s, {"a": 1,}, %s, ]' % tuple(
         json.dumps(event).encode() for event in good
     )
     report = intake.submit(list(split_events(data)))
@@ -123,7 +124,7 @@ def test_a_malformed_array_keeps_its_good_elements(intake: Intake) -> None:
 
 def test_json_lines_with_a_line_that_never_closes_keep_the_other_lines() -> None:
     good = [json.dumps(run_event()).encode() for _ in range(2)]
-    data = b"[" * 100_000 + b"\n" + good[0] + b"\n{\"a\": [\n" + good[1] + b"\n"
+    data = b"[" * 100_000 + b"\n" + good[0] + b'\n{"a": [\n' + good[1] + b"\n"
     assert list(split_events(data)) == [b"[" * 100_000, good[0], b'{"a": [', good[1]]
 
 

@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from producers.intake import Intake
-from producers.local_aws import free_port
 from schemas.settings import Settings
+from simulator.local_aws import free_port
 from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches
 from tests.conftest import REPO
 from tests.factories import run_event
@@ -43,7 +43,11 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
     with open(log, "ab") as stream:
         return subprocess.Popen(
             [sys.executable, "-m", "omics_events", *args],
-            cwd=REPO, env=env, stdout=stream, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=REPO,
+            env=env,
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

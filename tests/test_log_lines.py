@@ -53,8 +53,10 @@ def test_a_traceback_keeps_its_lines_indented_under_the_record(captured) -> None
     first, *rest = stream.getvalue().splitlines()
     assert first.endswith("archive failed [event_id=e-1]")
     assert rest and all(line.startswith(TRACEBACK_PREFIX) for line in rest), rest
-    assert f"{TRACEBACK_PREFIX}2026-12-04 10:00:00,000 INFO    workers.callback: callback " \
-        "delivered" in rest  # the forged text is there, but under the record, not as one
+    assert (
+        f"{TRACEBACK_PREFIX}2026-12-04 10:00:00,000 INFO    workers.callback: callback "
+        "delivered" in rest
+    )  # the forged text is there, but under the record, not as one
 
 
 def test_json_lines_escape_every_line_break(captured) -> None:

@@ -34,7 +34,11 @@ def _demo(tmp_path: Path, pg_url: str, log_format: str) -> subprocess.CompletedP
     }
     return subprocess.run(
         [sys.executable, "-m", "omics_events", "demo", "--runs", "6"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
     )
 
 

@@ -21,8 +21,8 @@ from eventlog import import_projections as imports
 from eventlog.store import LogEntry
 from eventlog.tables import dead_letters, events
 from producers.intake import Intake
-from producers.simulator import realistic_mix
 from schemas.settings import Settings
+from simulator import realistic_mix
 from tests.archive_batches import unarchived
 from tests.conftest import REPO, unique
 from tests.factories import run_event

@@ -31,8 +31,10 @@ def test_every_redis_client_of_locks_and_limiters_has_the_timeouts(
     make_settings: Callable[..., Settings], redis_url: str, redis_prefix: str
 ) -> None:
     settings = make_settings(
-        redis_url=redis_url, redis_key_prefix=redis_prefix,
-        redis_socket_timeout=7.5, redis_connect_timeout=2.5,
+        redis_url=redis_url,
+        redis_key_prefix=redis_prefix,
+        redis_socket_timeout=7.5,
+        redis_connect_timeout=2.5,
     )
     limiter = GlobalRateLimiter.from_settings(settings)
     slots = ConcurrencyLimiter.from_settings(settings, "t", limit=1, ttl=5)
@@ -52,7 +54,9 @@ def test_a_silent_redis_fails_the_call_instead_of_hanging(
     make_settings: Callable[..., Settings], silent_peer: str
 ) -> None:
     settings = make_settings(
-        redis_url=f"redis://{silent_peer}/0", redis_socket_timeout=0.5, omics_rate_margin=0,
+        redis_url=f"redis://{silent_peer}/0",
+        redis_socket_timeout=0.5,
+        omics_rate_margin=0,
     )
     with pytest.raises(redis_lib.exceptions.TimeoutError):
         redis_client(settings).ping()

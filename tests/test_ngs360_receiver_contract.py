@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from producers.ngs360_receiver import CALLBACK_PATH, Ngs360Receiver
+from devtools.ngs360_receiver import CALLBACK_PATH, Ngs360Receiver
 
 KEY = "contract-key"
 ANSWER_KEYS = {

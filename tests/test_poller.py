@@ -37,9 +37,9 @@ def sqs(aws_env: str) -> Any:
 @pytest.fixture
 def queue_url(sqs: Any) -> str:
     return str(
-        sqs.create_queue(
-            QueueName=unique("oe-events-"), Attributes={"VisibilityTimeout": "5"}
-        )["QueueUrl"]
+        sqs.create_queue(QueueName=unique("oe-events-"), Attributes={"VisibilityTimeout": "5"})[
+            "QueueUrl"
+        ]
     )
 
 
@@ -65,8 +65,10 @@ def malformed_bodies(sqs: Any, queue_url: str, wanted: int = 50) -> list[str]:
             text = raw.decode("utf-8")  # SQS carries text: invalid UTF-8 cannot arrive
         except UnicodeDecodeError:
             continue
-        if text.strip() and len(raw) < 200_000 and all(
-            ch in "\t\n\r" or ord(ch) >= 0x20 for ch in text
+        if (
+            text.strip()
+            and len(raw) < 200_000
+            and all(ch in "\t\n\r" or ord(ch) >= 0x20 for ch in text)
         ):
             usable.append(text)
     return [f"{usable[n % len(usable)]}{' ' * (n // len(usable))}" for n in range(wanted)]
@@ -253,9 +255,7 @@ def test_database_outage_poller_keeps_running_and_catches_up(
 ) -> None:
     url = make_url(pg_url)
     proxy = FaultProxy(f"tcp://{url.host}:{url.port or 5432}").start()
-    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(
-        hide_password=False
-    )
+    through_proxy = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     log_path = tmp_path / "poller.log"
     env = _poller_env(pipeline_settings, queue_url, DATABASE_URL=through_proxy)
     checker = create_app(pipeline_settings)

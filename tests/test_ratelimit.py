@@ -39,9 +39,7 @@ def test_wait_spreads_calls_so_no_second_exceeds_the_rate(redis_url: str, redis_
     stamps.sort()
     assert len(stamps) == 18
     # in any window of (a little under, for scheduling jitter) one second at most 4 calls
-    assert all(
-        sum(1 for t in stamps if start <= t < start + 0.8) <= 4 for start in stamps
-    )
+    assert all(sum(1 for t in stamps if start <= t < start + 0.8) <= 4 for start in stamps)
 
 
 def test_wait_gives_up_after_its_bound() -> None:

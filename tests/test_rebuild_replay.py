@@ -37,9 +37,9 @@ from eventlog.tables import events, log_cursors, outbox, runs, stores, tasks
 from omics_events import cli
 from producers.intake import Intake
 from producers.replay import open_source, replay
-from producers.simulated_day import simulated_day_events
 from schemas.parsing import ParsedEvent, canonical_json, parse_event
 from schemas.settings import Settings
+from simulator.simulated_day import simulated_day_events
 from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches, s3_keys
 from tests.conftest import REPO, unique
 from workers import alerts, archive, create_app, embedded_worker, metrics
@@ -306,14 +306,32 @@ def pipeline_facts(engine: Engine, rng: random.Random) -> None:
                 "logUrls": {"run": "https://console/logs?a=1&b=ü"},
             }
             when = cause.event_time + timedelta(seconds=5)
-            store.append(connection, LogEntry.pipeline(cause, "Run Enriched", enriched,
-                                                       status=cause.status, event_time=when))
-            sent = {"eventId": cause.event_id, "eventTime": cause.payload["time"],
-                    "uuid": detail["uuid"], "runId": detail["runId"], "status": cause.status,
-                    "url": "https://ngs360/cb", "httpStatus": 200, "attempts": 1}
-            store.append(connection, LogEntry.pipeline(cause, "Callback Delivered", sent,
-                                                       status=cause.status,
-                                                       event_time=when + timedelta(seconds=1)))
+            store.append(
+                connection,
+                LogEntry.pipeline(
+                    cause, "Run Enriched", enriched, status=cause.status, event_time=when
+                ),
+            )
+            sent = {
+                "eventId": cause.event_id,
+                "eventTime": cause.payload["time"],
+                "uuid": detail["uuid"],
+                "runId": detail["runId"],
+                "status": cause.status,
+                "url": "https://ngs360/cb",
+                "httpStatus": 200,
+                "attempts": 1,
+            }
+            store.append(
+                connection,
+                LogEntry.pipeline(
+                    cause,
+                    "Callback Delivered",
+                    sent,
+                    status=cause.status,
+                    event_time=when + timedelta(seconds=1),
+                ),
+            )
         store.dead_letter(connection, kind="rejected", reason="not JSON", raw=b"\xff{not json")
 
 
@@ -428,8 +446,15 @@ def test_replay_window_skips_whole_days_and_bounds_by_event_time(
     since = datetime.combine(days[1], datetime.min.time(), UTC) + timedelta(hours=1)
     until = since + timedelta(hours=6)
     inside = [p for p in expected if since <= p.time < until]
-    result = omics_cli(sqlite_url, "replay", str(archive / PREFIX), "--since",
-                       since.isoformat(), "--until", until.isoformat())
+    result = omics_cli(
+        sqlite_url,
+        "replay",
+        str(archive / PREFIX),
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+    )
     engine = create_db_engine(sqlite_url)
     assert count(engine, events) == len(inside) > 0
     listed = int(re.search(r"objects listed\s+│\s+([\d,]+)", result.stdout)[1].replace(",", ""))
@@ -486,11 +511,21 @@ def test_replay_interrupted_by_sigint_resumes_without_duplicates(
 
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "ARCHIVE_URI"}}
     env.update(DATABASE_URL=pg_url, PYTHONPATH=str(REPO), LOG_FORMAT="text")
-    command = [sys.executable, "-m", "omics_events", "replay", str(archive / PREFIX),
-               "--batch", "200", "--max-rate", "1500"]
+    command = [
+        sys.executable,
+        "-m",
+        "omics_events",
+        "replay",
+        str(archive / PREFIX),
+        "--batch",
+        "200",
+        "--max-rate",
+        "1500",
+    ]
     engine = create_db_engine(pg_url)
-    first = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         wait_for(lambda: count(engine, events) >= len(expected) // 3, what="a third replayed")
         first.send_signal(signal.SIGINT)
@@ -503,8 +538,9 @@ def test_replay_interrupted_by_sigint_resumes_without_duplicates(
     halfway = count(engine, events)
     assert 0 < halfway < len(expected)
 
-    second = subprocess.run(command[:-2], env=env, cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+    second = subprocess.run(
+        command[:-2], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     skipped = re.search(r"already in the log \(not fetched\)\s+│\s+([\d,]+)", second.stdout)
     assert skipped and int(skipped[1].replace(",", "")) == halfway
@@ -564,25 +600,37 @@ def test_run_timeline_and_runs_listing(
     timeline = by_id["timeline"]
     assert [e["seq"] for e in timeline] == sorted(e["seq"] for e in timeline)
     kinds = {e["detail_type"] for e in timeline}
-    assert {"Run Status Change", "Task Status Change", "Run Enriched",
-            "Callback Delivered"} <= kinds
+    assert {
+        "Run Status Change",
+        "Task Status Change",
+        "Run Enriched",
+        "Callback Delivered",
+    } <= kinds
     statuses = [e["status"] for e in timeline if e["detail_type"] == "Run Status Change"]
     assert "COMPLETED" in statuses and "PENDING" in statuses
-    assert all(e["detail"].get("runUuid") == row.run_uuid
-               for e in timeline if e["detail_type"] == "Task Status Change")
-    assert len(by_id["tasks"]) == len({e["detail"]["arn"] for e in timeline
-                                      if e["detail_type"] == "Task Status Change"})
+    assert all(
+        e["detail"].get("runUuid") == row.run_uuid
+        for e in timeline
+        if e["detail_type"] == "Task Status Change"
+    )
+    assert len(by_id["tasks"]) == len(
+        {e["detail"]["arn"] for e in timeline if e["detail_type"] == "Task Status Change"}
+    )
     table = omics_cli(sqlite_url, "run", row.run_uuid, "--no-tasks").stdout
     assert "Callback Delivered" in table and "Task Status Change" not in table
 
-    listed = json.loads(omics_cli(sqlite_url, "runs", "--status", "completed", "--json",
-                                  "--limit", "0").stdout)
+    listed = json.loads(
+        omics_cli(sqlite_url, "runs", "--status", "completed", "--json", "--limit", "0").stdout
+    )
     assert listed and {r["status"] for r in listed} == {"COMPLETED"}
     assert row.run_uuid in {r["run_uuid"] for r in listed}
     times = sorted(r["last_event_time"] for r in listed)
     since = times[len(times) // 2]
-    recent = json.loads(omics_cli(sqlite_url, "runs", "--status", "COMPLETED", "--since",
-                                  since, "--json", "--limit", "0").stdout)
+    recent = json.loads(
+        omics_cli(
+            sqlite_url, "runs", "--status", "COMPLETED", "--since", since, "--json", "--limit", "0"
+        ).stdout
+    )
     assert 0 < len(recent) < len(listed) and all(r["last_event_time"] >= since for r in recent)
     assert "wes-" in omics_cli(sqlite_url, "runs").stdout
 
@@ -593,8 +641,9 @@ def test_a_reused_run_id_shows_the_newest_run_and_names_the_others(
     from tests.factories import run_event
 
     old = run_event(run_uuid=str(uuid.uuid4()), run_id="4242", time="2026-01-01T00:00:00Z")
-    new = run_event(run_uuid=str(uuid.uuid4()), run_id="4242", time="2026-02-01T00:00:00Z",
-                    status="RUNNING")
+    new = run_event(
+        run_uuid=str(uuid.uuid4()), run_id="4242", time="2026-02-01T00:00:00Z", status="RUNNING"
+    )
     ingest(make_settings(database_url=sqlite_url), [old, new])
     shown = json.loads(omics_cli(sqlite_url, "run", "4242", "--json").stdout)
     assert shown["run"]["run_uuid"] == new["detail"]["uuid"]
@@ -608,8 +657,11 @@ def test_a_reused_run_id_shows_the_newest_run_and_names_the_others(
 def test_task_and_store_folds_do_not_depend_on_order_or_duplicates(
     make_pg: Callable[[], str], sqlite_url: str
 ) -> None:
-    raws = [e for e in simulated_day_events(2500, seed=22)
-            if e["detail-type"] == "Task Status Change" or "Store" in e["detail-type"]]
+    raws = [
+        e
+        for e in simulated_day_events(2500, seed=22)
+        if e["detail-type"] == "Task Status Change" or "Store" in e["detail-type"]
+    ]
     parsed = unique_events(raws)
     rng = random.Random(9)
     digests = set()
@@ -622,12 +674,8 @@ def test_task_and_store_folds_do_not_depend_on_order_or_duplicates(
                 store.append(connection, LogEntry.from_parsed(item))
         digests.add(checksum_of(engine).digest)
         with engine.connect() as connection:
-            done = connection.execute(
-                select(tasks).where(tasks.c.status == "COMPLETED")
-            ).first()
-            final = connection.execute(
-                select(stores).where(stores.c.status_final == 1)
-            ).all()
+            done = connection.execute(select(tasks).where(tasks.c.status == "COMPLETED")).first()
+            final = connection.execute(select(stores).where(stores.c.status_final == 1)).all()
         assert done is not None and done.duration_seconds is not None
         assert done.stop_time is not None and done.running_time is not None
         assert {row.status for row in final} <= {"DELETED", "CREATION_FAILED"} and final
@@ -637,18 +685,30 @@ def test_task_and_store_folds_do_not_depend_on_order_or_duplicates(
 
 def test_the_checksum_covers_every_column_that_is_not_a_reception_time() -> None:
     specs = {spec.name: spec for spec in rebuild.table_specs()}
-    assert set(specs) == {"dead_letters", "deliveries", "import_jobs", "import_sources",
-                          "read_sets", "runs", "stores", "tasks"}
+    assert set(specs) == {
+        "dead_letters",
+        "deliveries",
+        "import_jobs",
+        "import_sources",
+        "read_sets",
+        "runs",
+        "stores",
+        "tasks",
+    }
     assert specs["runs"].key == ("run_uuid",) and specs["deliveries"].key == ("delivery_id",)
     assert specs["tasks"].key == ("run_uuid", "task_id")
     assert "id" not in specs["deliveries"].columns
-    assert set(specs["runs"].columns) - set(specs["runs"].hashed) == {"first_seen_at",
-                                                                      "last_seen_at"}
+    assert set(specs["runs"].columns) - set(specs["runs"].hashed) == {
+        "first_seen_at",
+        "last_seen_at",
+    }
     assert "created_at" not in specs["dead_letters"].hashed
     raw = b"\x00\xff"
     assert rebuild.canonical(raw) == "sha256:" + hashlib.sha256(raw).hexdigest()
-    assert rebuild.canonical(datetime(2026, 1, 1, 1, tzinfo=UTC) + timedelta(microseconds=5)) \
+    assert (
+        rebuild.canonical(datetime(2026, 1, 1, 1, tzinfo=UTC) + timedelta(microseconds=5))
         == "2026-01-01T01:00:00.000005Z"
+    )
     assert rebuild.canonical({"b": 2.0, "a": [1.5]}) == {"a": [1.5], "b": 2}
 
 
@@ -667,21 +727,23 @@ def test_a_replay_prepared_in_worker_processes_appends_what_the_intake_would(
     inner = raws[7]
     notification = {"Type": "Notification", "MessageId": "m-1", "Message": json.dumps(inner)}
     junk = [b"{not json", b'{"id": "x"}', b"\xff\xfe not UTF-8"]
-    reference = ingest(make_settings(database_url=fresh_url(backend, make_pg, tmp_path)),
-                       [*raws, notification, *junk])
+    reference = ingest(
+        make_settings(database_url=fresh_url(backend, make_pg, tmp_path)),
+        [*raws, notification, *junk],
+    )
     expected = unique_events(raws)
 
     folder = tmp_path / "events"
     folder.mkdir()
-    for index, body in enumerate([*(json.dumps(raw).encode() for raw in raws),
-                                  json.dumps(notification).encode(), *junk]):
+    for index, body in enumerate(
+        [*(json.dumps(raw).encode() for raw in raws), json.dumps(notification).encode(), *junk]
+    ):
         (folder / f"{index:06d}.json").write_bytes(body)
     app = create_app(make_settings(database_url=backend))
     Intake(app, publish=False).submit(raws[:100])  # some are in the log already
     already = count(app.runtime.engine, events)
 
-    report = replay(app, open_source(str(folder), s3_client=lambda: None), batch=100,
-                    processes=2)
+    report = replay(app, open_source(str(folder), s3_client=lambda: None), batch=100, processes=2)
     assert report.listed == len(raws) + 1 + len(junk) and not report.interrupted
     assert report.appended == len(expected) - already
     assert report.rejected == len(junk)

@@ -882,7 +882,7 @@ def test_never_raises_on_corrupted_valid_events(data: st.DataObject) -> None:
 
 # --- the demo's sample events -------------------------------------------------------------
 
-SAMPLES = Path(__file__).parent.parent / "producers" / "samples" / "events.jsonl"
+SAMPLES = Path(__file__).parent.parent / "devtools" / "samples" / "events.jsonl"
 
 
 def test_sample_events_parse_and_tell_the_demo_story() -> None:

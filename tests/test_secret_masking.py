@@ -21,7 +21,11 @@ def _omics_events(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     }
     return subprocess.run(
         [sys.executable, "-m", "omics_events", *args],
-        cwd=REPO, env=base | env | {"COLUMNS": "250"}, capture_output=True, text=True, timeout=60,
+        cwd=REPO,
+        env=base | env | {"COLUMNS": "250"},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -30,12 +34,26 @@ def _omics_events(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     [
         # a secret field: nothing of it, whatever is wrong with it
         ("FLOWER_BASIC_AUTH", f"ops:{SECRET},admin", "FLOWER_BASIC_AUTH='********': must be"),
-        ("DATABASE_URL", f"mysql://omics:{SECRET}@db/omics",
-         "DATABASE_URL='mysql://omics:********@db/omics': unsupported database"),
-        ("DATABASE_URL", f"mysql://db/omics?user=omics&password={SECRET}",
-         "DATABASE_URL='mysql://db/omics?user=omics&password=********'"),
-        ("REDIS_URL", f"http://:{SECRET}@cache:6379/0", "REDIS_URL='http://:********@cache:6379/0'"),
-        ("NGS360_API_URL", f"ftp://api/?api_key={SECRET}", "NGS360_API_URL='ftp://api/?api_key=********'"),
+        (
+            "DATABASE_URL",
+            f"mysql://omics:{SECRET}@db/omics",
+            "DATABASE_URL='mysql://omics:********@db/omics': unsupported database",
+        ),
+        (
+            "DATABASE_URL",
+            f"mysql://db/omics?user=omics&password={SECRET}",
+            "DATABASE_URL='mysql://db/omics?user=omics&password=********'",
+        ),
+        (
+            "REDIS_URL",
+            f"http://:{SECRET}@cache:6379/0",
+            "REDIS_URL='http://:********@cache:6379/0'",
+        ),
+        (
+            "NGS360_API_URL",
+            f"ftp://api/?api_key={SECRET}",
+            "NGS360_API_URL='ftp://api/?api_key=********'",
+        ),
         ("IMPORT_SOURCES", f"https://u:{SECRET}@reads/x", "IMPORT_SOURCES="),
     ],
 )
@@ -52,7 +70,8 @@ def test_a_bad_setting_names_the_variable_without_its_secret(
 
 def test_config_show_masks_every_kind_of_secret() -> None:
     done = _omics_events(
-        "config", "show",
+        "config",
+        "show",
         DATABASE_URL=f"postgresql://omics@db:5432/omics?sslmode=require&password={SECRET}",
         REDIS_URL=f"redis://:{SECRET}@cache:6379/0",
         NGS360_API_URL=f"https://api.example.org/?token={SECRET}&page=1",

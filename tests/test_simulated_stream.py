@@ -10,8 +10,8 @@ from sqlalchemy import select
 
 from eventlog.tables import events
 from producers.poller import Poller, PollerOptions
-from producers.simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
 from schemas.settings import Settings
+from simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
 from tests.archive_batches import archived_count, check_ranges, event_ids, s3_batches
 from tests.conftest import unique
 from tests.test_archive_pipeline import object_keys, wait_for

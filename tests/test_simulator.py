@@ -21,8 +21,7 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
-from producers.local_aws import start_local_aws
-from producers.simulator import (
+from simulator import (
     DEFAULT_TPS_LIMITS,
     ManualClock,
     Simulator,
@@ -30,7 +29,8 @@ from producers.simulator import (
     is_transient_message,
     realistic_mix,
 )
-from producers.simulator.cli import main as cli_main
+from simulator.cli import main as cli_main
+from simulator.local_aws import start_local_aws
 
 REGION = "us-east-1"
 CREDS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

@@ -1,4 +1,4 @@
-"""``producers.stack``: the process handle the benchmarks and the fault drills stand on.
+"""``devtools.stack``: the process handle the benchmarks and the fault drills stand on.
 
 If it passed the wrong settings, missed a process's children or reported a restart it did not
 do, every figure and every drill built on it would be wrong without anyone noticing.
@@ -15,9 +15,9 @@ import psutil
 import pytest
 import redis as redis_lib
 
-from producers.local_aws import free_port
-from producers.stack import ProcessStack, RedisServer, settings_environment
+from devtools.stack import ProcessStack, RedisServer, settings_environment
 from schemas.settings import Settings, env_name, load_settings
+from simulator.local_aws import free_port
 
 
 def test_settings_environment_round_trips_secrets_lists_and_enums(

@@ -6,8 +6,8 @@ needing to act wants to know *what* failed, *where*, and *what to do*, which onl
 (the dead letters' reasons, the files of the failed sources).  Seed 003 asks to "monitor and
 respond to … repeated import failures"; this is that, with the answer in the message.
 
-The :class:`AlertsFollower` runs in the metrics pool's loop (:mod:`workers.metrics`) with its own
-cursor (:mod:`eventlog.cursors`), every ``METRICS_FLUSH_INTERVAL`` seconds:
+The :class:`AlertsFollower` runs in the metrics pool's loop (:mod:`workers.metrics_pool`) with its
+own cursor (:mod:`eventlog.cursors`), every ``METRICS_FLUSH_INTERVAL`` seconds:
 
 * **Dead letters.**  New rows of ``dead_letters`` (after the cursor) are summed up in one
   notification — how many of each kind, the first reasons, how to list and resend them — at most
@@ -37,7 +37,7 @@ from eventlog import cursors
 from eventlog import import_projections as imports
 from eventlog.store import as_utc, utcnow
 from eventlog.tables import dead_letters, events
-from workers.metrics import LEASE, follower_id
+from workers.follower_loop import LEASE, follower_id
 from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from celery import Celery
 
 import celeryconfig
 from schemas.settings import Settings, load_settings
-from workers import archive, broker, callback, enrich, imports, metrics
+from workers import archive, broker, callback, enrich, imports, metrics_pool
 from workers.outbox import publish_unpublished
 from workers.runtime import Runtime
 from workers.tasks import StageFunction, register_stage
@@ -38,5 +38,5 @@ def create_app(settings: Settings | None = None) -> Celery:
     for stage, handler in STAGES.items():
         register_stage(app, stage, handler, celeryconfig.task_name(stage))
     archive.install(app)  # the archive pool: a log follower inside workers of queue `archive`
-    metrics.install(app)  # the metrics pool: a log follower inside workers of queue `metrics`
+    metrics_pool.install(app)  # the metrics pool: a log follower inside workers of queue `metrics`
     return app

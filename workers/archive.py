@@ -60,7 +60,7 @@ from eventlog.store import StoredEvent, as_utc
 from eventlog.tables import events
 from schemas.flatten import FLATTEN_STYLES
 from schemas.parsing import OMICS_SOURCE, canonical_json
-from workers.follower_loop import Followed, FollowerLoop, FollowerStep
+from workers.follower_loop import Followed, FollowerLoop, FollowerStep, follower_id
 from workers.runtime import Runtime, runtime_of
 from workers.storage import BATCH_CONTENT_TYPE, UnsafeKey, batch_key, flattened_key
 
@@ -177,8 +177,6 @@ class ArchiveFollower:
     """Follows the log into the archive; :meth:`run_once` writes one batch."""
 
     def __init__(self, runtime: Runtime, *, owner: str | None = None) -> None:
-        from workers.metrics import follower_id
-
         self.runtime = runtime
         self.settings = runtime.settings
         self.owner = owner or follower_id()

@@ -21,9 +21,13 @@ once:
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from celery import bootsteps
@@ -32,6 +36,14 @@ log = logging.getLogger(__name__)
 
 #: Longest a stopping worker waits for the loop's thread, and then for the final pass.
 SHUTDOWN_WAIT = 10.0
+#: How long a follower's cursor lease lasts without renewal (renewed every pass).
+LEASE = timedelta(seconds=120)
+
+
+def follower_id() -> str:
+    """Who holds a cursor lease: host, process and a random part, so two followers in one
+    process (a worker and a replay's quiet period) never take each other's lease for their own."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class Follower(Protocol):

@@ -18,7 +18,7 @@ is counted in ``log_cursors.dropped`` and logged as a warning — so a long outa
 unbounded backlog either.
 
 Where it runs: in every worker that consumes queue ``metrics`` (``omics-events worker --pool
-metrics``, or the embedded default), as a worker bootstep (:class:`MetricsPoolStep`).  Several
+metrics``, or the embedded default), as a worker bootstep (:mod:`workers.metrics_pool`).  Several
 metrics workers may run; a lease on the cursor lets exactly one of them follow the log at a
 time.  The same loop runs the alerts follower (:mod:`workers.alerts`), with its own cursor, so a
 CloudWatch outage does not hold up alerts and an SNS outage does not hold up metrics.
@@ -29,11 +29,8 @@ CloudWatch outage does not hold up alerts and an SNS outage does not hold up met
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,7 +38,6 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from celery import Celery
 from sqlalchemy import Connection, func, select
 
 from eventlog import cursors, store
@@ -55,15 +51,13 @@ from schemas.vocabulary import (
     TERMINAL_STATUSES,
 )
 from workers.aws import client_config
-from workers.follower_loop import Followed, FollowerLoop, FollowerStep
-from workers.runtime import Runtime, runtime_of
+from workers.follower_loop import LEASE, follower_id
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 QUEUE = "metrics"
 CURSOR = "cloudwatch"
-#: How long a follower's lease lasts without renewal (renewed every pass).
-LEASE = timedelta(seconds=120)
 #: Events and dead letters read per pass at most (a backlog takes several passes).
 READ_LIMIT = 5000
 #: CloudWatch refuses datapoints older than two weeks.
@@ -448,10 +442,6 @@ def read_batch(connection: Connection, cursor: cursors.Cursor, *, limit: int = R
 # --- the emitter ------------------------------------------------------------------------------
 
 
-def follower_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
 @dataclass
 class EmitterStats:
     """What this process sent (the durable totals are in ``log_cursors``)."""
@@ -598,37 +588,6 @@ class MetricsEmitter:
     def close(self) -> None:
         with self.runtime.engine.begin() as connection:
             cursors.release(connection, CURSOR, self.owner)
-
-
-# --- the loop and the worker bootstep -----------------------------------------------------------
-
-
-class MetricsPoolStep(FollowerStep):
-    """Runs the metrics emitter and the alerts follower every ``METRICS_FLUSH_INTERVAL`` in a
-    worker that consumes queue ``metrics`` (:mod:`workers.follower_loop`): a backlog of metrics
-    takes up to 20 full batches, then the alerts' turn."""
-
-    label = "metrics-pool"
-    queue = QUEUE
-
-    def create(self, parent: Any) -> FollowerLoop:
-        return metrics_loop(runtime_of(parent.app))
-
-
-def metrics_loop(runtime: Runtime) -> FollowerLoop:
-    """The metrics pool's loop: the emitter (20 full batches a turn at most), then the alerts."""
-    from workers.alerts import AlertsFollower
-
-    followers = [
-        Followed("metrics", MetricsEmitter(runtime), drain=20),
-        Followed("alerts", AlertsFollower(runtime)),
-    ]
-    return FollowerLoop("metrics-pool", runtime.settings.metrics_flush_interval, followers)
-
-
-def install(app: Celery) -> None:
-    """Make every worker of ``app`` that consumes queue ``metrics`` run the metrics pool."""
-    app.steps["worker"].add(MetricsPoolStep)
 
 
 def metrics_status(connection: Connection) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Why one driver: the scenarios differ only in *what* goes wrong; the stream, the 
 settling and the invariants are the same, so a fault is a small function and every scenario is
 held to exactly the same standard (``tests/faults/invariants.py``).
 
-The system runs as in production, as separate processes (``producers.stack.ProcessStack``):
+The system runs as in production, as separate processes (``devtools.stack.ProcessStack``):
 the SQS poller, the sweeper and one ``omics-events worker`` per pool, configured through
 environment variables.  Around them, on loopback:
 
@@ -44,13 +44,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine, make_url
 
+from devtools.ngs360_receiver import Ngs360Receiver
+from devtools.stack import ProcessStack, RedisServer
 from eventlog.db import create_db_engine
 from eventlog.tables import events, outbox
-from producers.local_aws import free_port, local_aws_environment
-from producers.ngs360_receiver import Ngs360Receiver
-from producers.simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
-from producers.stack import ProcessStack, RedisServer
 from schemas.settings import Settings
+from simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
+from simulator.local_aws import free_port, local_aws_environment
 from tests.conftest import unique
 from tests.fault_proxy import FaultProxy
 from tests.test_imports import REFERENCE, ROLE

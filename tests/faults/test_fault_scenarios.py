@@ -35,7 +35,7 @@ from sqlalchemy import func, select
 
 from eventlog import cursors
 from eventlog.tables import events
-from producers.local_aws import LocalAws
+from simulator.local_aws import LocalAws
 from tests.faults import invariants
 from tests.faults.driver import (
     SOAK,

@@ -31,7 +31,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from producers.simulator.catalog import DEFAULT_IMPORT_QUOTA, DEFAULT_TPS_LIMITS
+from simulator.catalog import DEFAULT_IMPORT_QUOTA, DEFAULT_TPS_LIMITS
 
 _RATES = (
     "duplicate_rate",

@@ -2,14 +2,14 @@
 
 Tests and the embedded default run the simulator in-process next to real boto3 clients; the
 serving itself (uvicorn in a thread, a port known up front, ready once it answers) is
-:mod:`producers.http_thread`.
+:mod:`simulator.http_thread`.
 """
 
 from __future__ import annotations
 
-from producers.http_thread import ThreadedHttpServer
-from producers.simulator.api import build_app
-from producers.simulator.simulator import Simulator
+from simulator.api import build_app
+from simulator.http_thread import ThreadedHttpServer
+from simulator.simulator import Simulator
 
 
 class SimulatorServer:

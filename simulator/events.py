@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from producers.simulator.clock import event_time
+from simulator.clock import event_time
 
 OMICS_VERSION = "1.0.0"
 SOURCE = "aws.omics"

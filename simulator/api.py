@@ -39,8 +39,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from producers.simulator import operations as ops
-from producers.simulator.simulator import Simulator
+from simulator import operations as ops
+from simulator.simulator import Simulator
 
 _JSON = "application/json"
 

@@ -7,7 +7,7 @@ What runs, all in this one process unless configured otherwise:
   realistic mix (runs with tasks, some failing, some cancelled, import jobs) as EventBridge
   events into an SQS queue, with a few duplicate and out-of-order deliveries; it also drops
   read files into an S3 bucket the imports pool watches, and fails some of their imports
-  (``producers/import_demo.py``);
+  (``devtools/import_demo.py``);
 * the SQS poller, appending to the log (SQLite under ``.omics-events/`` unless
   ``DATABASE_URL`` is set) and publishing to Celery (in-memory unless ``REDIS_URL`` is set);
 * the worker pools, as threads of this process.
@@ -39,15 +39,15 @@ from rich.live import Live
 from rich.table import Table
 from sqlalchemy import Engine, func, select
 
+from devtools import import_demo
+from devtools.ngs360_receiver import Ngs360Receiver
 from eventlog import store
 from eventlog.db import upgrade
 from eventlog.tables import deliveries, events
-from producers import import_demo
-from producers.local_aws import local_aws
-from producers.ngs360_receiver import Ngs360Receiver
 from producers.poller import Poller, PollerOptions
-from producers.simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
 from schemas.settings import Settings
+from simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
+from simulator.local_aws import local_aws
 from workers import create_app, embedded_worker
 from workers.archive import archive_status, archived_through
 from workers.aws import endpoint_overridden
@@ -60,7 +60,7 @@ DEMO_SPEED = 200.0
 
 def sample_events() -> bytes:
     """The sample events shipped with the package (for ``omics-events send``)."""
-    return resources.files("producers").joinpath("samples", SAMPLES).read_bytes()
+    return resources.files("devtools").joinpath("samples", SAMPLES).read_bytes()
 
 
 def wait_until_done(

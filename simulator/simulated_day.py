@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from producers.simulator import ManualClock, MemorySink, Simulator, realistic_mix
+from simulator import ManualClock, MemorySink, Simulator, realistic_mix
 
 #: The day's first second (the simulator's default epoch: a real 2026 trace).
 DAY_START = datetime(2026, 1, 22, 22, 16, 9, tzinfo=UTC)

@@ -165,11 +165,20 @@ def register(
     """Add ``rebuild``, ``replay``, ``runs`` and ``run`` to the ``omics-events`` group."""
 
     @cli.command("rebuild")
-    @click.option("--check", is_flag=True, help="Fold into scratch tables and compare with the "
-                  "live ones; exit 1 naming the first difference. Writes nothing.")
+    @click.option(
+        "--check",
+        is_flag=True,
+        help="Fold into scratch tables and compare with the "
+        "live ones; exit 1 naming the first difference. Writes nothing.",
+    )
     @click.option("--batch", default=5000, show_default=True, help="Events folded per batch.")
-    @click.option("--workers", type=int, default=None, help="Processes folding projections "
-                  "side by side (default: one per core on PostgreSQL for big logs).")
+    @click.option(
+        "--workers",
+        type=int,
+        default=None,
+        help="Processes folding projections "
+        "side by side (default: one per core on PostgreSQL for big logs).",
+    )
     def rebuild_command(check: bool, batch: int, workers: int | None) -> None:
         """Drop the projections and fold the whole log again; print their checksum.
 
@@ -186,12 +195,16 @@ def register(
                 result = check_log(engine, batch=batch, progress=progress, workers=workers)
             if result.difference is not None:
                 out.print(f"[red]DIFFERENT[/] {escape(str(result.difference))}", highlight=False)
-                out.print(f"folded {result.folded:,} of {result.log_events:,} log events; "
-                          "`omics-events rebuild` replaces the live projections")
+                out.print(
+                    f"folded {result.folded:,} of {result.log_events:,} log events; "
+                    "`omics-events rebuild` replaces the live projections"
+                )
                 sys.exit(1)
             rows = ", ".join(f"{name} {count:,}" for name, count in result.tables.items())
-            out.print(f"[green]OK[/] the projections match the log ({rows}); "
-                      f"checked {result.log_events:,} log events in {result.seconds:.1f}s")
+            out.print(
+                f"[green]OK[/] the projections match the log ({rows}); "
+                f"checked {result.log_events:,} log events in {result.seconds:.1f}s"
+            )
             if result.checksum is not None:
                 out.print(f"checksum {result.checksum.digest}", highlight=False)
             return
@@ -201,19 +214,34 @@ def register(
 
     @cli.command("replay")
     @click.argument("source")
-    @click.option("--since", callback=_bound, help="Only events at or after this time "
-                  "(ISO-8601; a date is midnight UTC).")
+    @click.option(
+        "--since",
+        callback=_bound,
+        help="Only events at or after this time (ISO-8601; a date is midnight UTC).",
+    )
     @click.option("--until", callback=_bound, help="Only events before this time.")
-    @click.option("--with-side-effects", is_flag=True, help="Replayed events owe their "
-                  "stages (enrichment and callbacks, imports) and metrics see them.")
+    @click.option(
+        "--with-side-effects",
+        is_flag=True,
+        help="Replayed events owe their "
+        "stages (enrichment and callbacks, imports) and metrics see them.",
+    )
     @click.option("--batch", default=5000, show_default=True, help="Objects per batch.")
-    @click.option("--max-rate", type=float, default=None,
-                  help="At most this many objects per second (spare a busy database).")
+    @click.option(
+        "--max-rate",
+        type=float,
+        default=None,
+        help="At most this many objects per second (spare a busy database).",
+    )
     @click.option("--no-rebuild", is_flag=True, help="Append only; rebuild later.")
-    @click.option("--processes", type=click.IntRange(min=0), default=None,
-                  help="Worker processes that read and parse (default: one per core; 0: "
-                  "none, a thread). A replay of one batch or less, or with side effects, "
-                  "uses a thread.")
+    @click.option(
+        "--processes",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Worker processes that read and parse (default: one per core; 0: "
+        "none, a thread). A replay of one batch or less, or with side effects, "
+        "uses a thread.",
+    )
     def replay_command(
         source: str,
         since: datetime | None,
@@ -279,24 +307,26 @@ def register(
         for reason, count in sorted(report.rejection_reasons.items()):
             out.print(f"rejected ×{count}: {escape(reason)}")
         if report.exposed:
-            out.print(f"[yellow]{report.exposed:,} replayed events were appended after live "
-                      "ones; the metrics and alerts followers will report them[/]")
+            out.print(
+                f"[yellow]{report.exposed:,} replayed events were appended after live "
+                "ones; the metrics and alerts followers will report them[/]"
+            )
         if report.interrupted:
-            out.print(f"[yellow]interrupted[/] after {report.done:,} of {report.listed:,}: "
-                      "everything appended is kept; run the same command again to resume "
-                      "(it ends with the rebuild that folds them; or `omics-events rebuild`)")
+            out.print(
+                f"[yellow]interrupted[/] after {report.done:,} of {report.listed:,}: "
+                "everything appended is kept; run the same command again to resume "
+                "(it ends with the rebuild that folds them; or `omics-events rebuild`)"
+            )
             sys.exit(130)
         if report.rebuilt is not None:
             _rebuild_lines(report.rebuilt)
 
     @cli.command("runs")
     @click.option("--status", default=None, help="Only runs with this status.")
-    @click.option("--since", callback=_bound, help="Only runs with an event at or after this "
-                  "time.")
+    @click.option("--since", callback=_bound, help="Only runs with an event at or after this time.")
     @click.option("--limit", default=50, show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of a table.")
-    def runs_command(status: str | None, since: datetime | None, limit: int,
-                     as_json: bool) -> None:
+    def runs_command(status: str | None, since: datetime | None, limit: int, as_json: bool) -> None:
         """Workflow runs from the runs projection, most recent activity first."""
         from eventlog.history import list_runs
 
@@ -307,8 +337,18 @@ def register(
             click.echo(_json(rows))
             return
         table = Table(title=f"runs ({len(rows)}{', ' + status.upper() if status else ''})")
-        for column in ("run", "uuid", "name", "workflow", "status", "status time", "duration",
-                       "WES run", "callback", "failure"):
+        for column in (
+            "run",
+            "uuid",
+            "name",
+            "workflow",
+            "status",
+            "status time",
+            "duration",
+            "WES run",
+            "callback",
+            "failure",
+        ):
             table.add_column(column)
         for row in rows:
             duration = row.get("duration_seconds")
@@ -328,8 +368,13 @@ def register(
 
     @cli.command("run")
     @click.argument("run_id")
-    @click.option("--tasks/--no-tasks", "with_tasks", default=True, show_default=True,
-                  help="Include the run's task events.")
+    @click.option(
+        "--tasks/--no-tasks",
+        "with_tasks",
+        default=True,
+        show_default=True,
+        help="Include the run's task events.",
+    )
     @click.option("--json", "as_json", is_flag=True, help="JSON instead of tables.")
     def run_command(run_id: str, with_tasks: bool, as_json: bool) -> None:
         """The timeline of one run: every event and fact about it, in log order.
@@ -350,32 +395,53 @@ def register(
             task_rows = run_tasks(connection, run["run_uuid"]) if with_tasks else []
         others = [m["run_uuid"] for m in matches[1:]]
         if as_json:
-            click.echo(_json({"run": run, "other_runs_with_this_id": others,
-                              "tasks": task_rows,
-                              "timeline": [event_json(e) for e in entries]}))
+            click.echo(
+                _json(
+                    {
+                        "run": run,
+                        "other_runs_with_this_id": others,
+                        "tasks": task_rows,
+                        "timeline": [event_json(e) for e in entries],
+                    }
+                )
+            )
             return
         head = Table(title=f"run {run.get('run_id') or ''} ({run['run_uuid']})", show_header=False)
         head.add_column("field")
         head.add_column("value")
-        for label, key in (("name", "run_name"), ("workflow", "workflow_name"),
-                           ("status", "status"), ("status time", "status_time"),
-                           ("WES run id", "wes_run_id"), ("started", "start_time"),
-                           ("stopped", "stop_time"), ("duration s", "duration_seconds"),
-                           ("failure", "failure_reason"), ("message", "status_message"),
-                           ("callback", "callback_status"),
-                           ("callback delivered", "callback_delivered_at"),
-                           ("output", "run_output_uri")):
+        for label, key in (
+            ("name", "run_name"),
+            ("workflow", "workflow_name"),
+            ("status", "status"),
+            ("status time", "status_time"),
+            ("WES run id", "wes_run_id"),
+            ("started", "start_time"),
+            ("stopped", "stop_time"),
+            ("duration s", "duration_seconds"),
+            ("failure", "failure_reason"),
+            ("message", "status_message"),
+            ("callback", "callback_status"),
+            ("callback delivered", "callback_delivered_at"),
+            ("output", "run_output_uri"),
+        ):
             value = run.get(key)
             if value is not None:
                 head.add_row(label, _when(value) if isinstance(value, datetime) else str(value))
         out.print(head)
         if others:
-            out.print(f"[yellow]run id {run_id} also named {len(others)} older run(s): "
-                      f"{', '.join(others)} (pass a uuid)[/]")
+            out.print(
+                f"[yellow]run id {run_id} also named {len(others)} older run(s): "
+                f"{', '.join(others)} (pass a uuid)[/]"
+            )
         table = Table(title=f"timeline ({len(entries)} events, log order)")
         for column in ("seq", "event time", "origin", "event", "what"):
             table.add_column(column)
         for entry in entries:
-            table.add_row(str(entry.seq), _when(entry.event_time), entry.origin,
-                          entry.detail_type, escape(summary(entry)))
+            table.add_row(
+                str(entry.seq),
+                _when(entry.event_time),
+                entry.origin,
+                entry.detail_type,
+                escape(summary(entry)),
+            )
         out.print(table)

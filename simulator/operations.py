@@ -22,10 +22,10 @@ import json
 import re
 from typing import Any
 
-from producers.simulator import events as ev
-from producers.simulator.catalog import MAX_IMPORT_SOURCES
-from producers.simulator.clock import api_time, parse_time
-from producers.simulator.state import ImportJob, QuotaExceeded, Run, Source, Task, World
+from simulator import events as ev
+from simulator.catalog import MAX_IMPORT_SOURCES
+from simulator.clock import api_time, parse_time
+from simulator.state import ImportJob, QuotaExceeded, Run, Source, Task, World
 
 #: HTTP status of each modelled error (botocore ``omics`` model).
 ERROR_STATUS: dict[str, int] = {

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from producers.simulator.faults import FaultSettings
+from simulator.faults import FaultSettings
 
 #: Statuses after which a resource sends no further event (in this simulator).
 FINAL_STATUSES = frozenset(

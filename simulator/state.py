@@ -36,8 +36,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from producers.simulator import events as ev
-from producers.simulator.catalog import (
+from simulator import events as ev
+from simulator.catalog import (
     JOB_MESSAGES,
     PERMANENT_SOURCE_FAILURES,
     RUN_FAILURES,
@@ -48,9 +48,9 @@ from producers.simulator.catalog import (
     SourceFailure,
     clip,
 )
-from producers.simulator.clock import Clock
-from producers.simulator.faults import FaultSettings
-from producers.simulator.outputs import build_outputs, outputs_uri
+from simulator.clock import Clock
+from simulator.faults import FaultSettings
+from simulator.outputs import build_outputs, outputs_uri
 
 RUN_TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
 TASK_TERMINAL = frozenset({"COMPLETED", "FAILED", "CANCELLED"})

@@ -1,6 +1,6 @@
 """The read-set import part of ``make demo``: a lab drops read files, some imports fail.
 
-Why a module of its own: the demo (``producers/demo.py``) shows every pool at work; this is what
+Why a module of its own: the demo (``devtools/demo.py``) shows every pool at work; this is what
 it needs for the imports and metrics pools, kept apart so the demo only calls four functions:
 
 * :func:`with_imports` — settings that watch the demo's incoming bucket and import into the
@@ -24,8 +24,8 @@ from sqlalchemy import Engine, func, select
 
 from eventlog import cursors
 from eventlog.tables import events, import_jobs, import_sources, outbox
-from producers.simulator import Simulator
 from schemas.settings import Settings
+from simulator import Simulator
 
 #: The simulated sequence store the demo imports into (10 digits, like the service's).
 STORE_ID = "4815162342"

@@ -19,7 +19,7 @@ import random
 import threading
 from typing import Any, Protocol
 
-from producers.simulator.emitter import aws_client
+from simulator.emitter import aws_client
 
 OUTPUTS_KEY_SUFFIX = "logs/outputs.json"
 

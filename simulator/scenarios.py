@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from producers.simulator.simulator import Simulator
+from simulator.simulator import Simulator
 
 
 @dataclass

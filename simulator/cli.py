@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from producers.simulator.clock import SystemClock
-from producers.simulator.faults import Faults
-from producers.simulator.scenarios import realistic_mix
-from producers.simulator.server import SimulatorServer
-from producers.simulator.simulator import Simulator
+from simulator.clock import SystemClock
+from simulator.faults import Faults
+from simulator.scenarios import realistic_mix
+from simulator.server import SimulatorServer
+from simulator.simulator import Simulator
 
 
 def _range(text: str) -> tuple[int, int]:
@@ -202,8 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     queue_url: str | None = args.queue_url
     endpoint_url: str | None = args.endpoint_url
     if args.local_aws:
-        from producers.local_aws import start_local_aws
-        from producers.simulator.emitter import aws_client
+        from simulator.emitter import aws_client
+        from simulator.local_aws import start_local_aws
 
         local = start_local_aws()
         endpoint_url = local.endpoint_url

@@ -24,22 +24,22 @@ Nothing here is imported by the workers, and importing this package performs no 
 
 from __future__ import annotations
 
-from producers.simulator.api import build_app
-from producers.simulator.catalog import (
+from simulator.api import build_app
+from simulator.catalog import (
     DEFAULT_IMPORT_QUOTA,
     DEFAULT_TPS_LIMITS,
     RUN_FAILURES,
     is_transient_message,
 )
-from producers.simulator.clock import ManualClock, SystemClock
-from producers.simulator.emitter import EventPipeline, MemorySink, SinkError, SqsSink
-from producers.simulator.faults import Faults
-from producers.simulator.operations import ApiError
-from producers.simulator.outputs import MemoryOutputStore, S3OutputStore
-from producers.simulator.requestlog import RequestLog, RequestRecord
-from producers.simulator.scenarios import ScenarioPlan, realistic_mix
-from producers.simulator.server import SimulatorServer
-from producers.simulator.simulator import Simulator
+from simulator.clock import ManualClock, SystemClock
+from simulator.emitter import EventPipeline, MemorySink, SinkError, SqsSink
+from simulator.faults import Faults
+from simulator.operations import ApiError
+from simulator.outputs import MemoryOutputStore, S3OutputStore
+from simulator.requestlog import RequestLog, RequestRecord
+from simulator.scenarios import ScenarioPlan, realistic_mix
+from simulator.server import SimulatorServer
+from simulator.simulator import Simulator
 
 __all__ = [
     "DEFAULT_IMPORT_QUOTA",

@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from producers.http_thread import ThreadedHttpServer
+from simulator.http_thread import ThreadedHttpServer
 
 CALLBACK_PATH = "/internal/callbacks/omics-state-change"
 KEY_HEADER = "x-internal-api-key"

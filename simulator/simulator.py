@@ -30,19 +30,19 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from producers.simulator import events as ev
-from producers.simulator import operations as ops
-from producers.simulator.clock import Clock, ManualClock, SystemClock
-from producers.simulator.emitter import DeliveryStats, EventPipeline, EventSink, SqsSink
-from producers.simulator.faults import Faults, FaultSettings, RateLimiter
-from producers.simulator.outputs import (
+from simulator import events as ev
+from simulator import operations as ops
+from simulator.clock import Clock, ManualClock, SystemClock
+from simulator.emitter import DeliveryStats, EventPipeline, EventSink, SqsSink
+from simulator.faults import Faults, FaultSettings, RateLimiter
+from simulator.outputs import (
     MemoryOutputStore,
     OutputStore,
     S3OutputStore,
     output_locations,
 )
-from producers.simulator.requestlog import RequestLog, RequestRecord
-from producers.simulator.state import (
+from simulator.requestlog import RequestLog, RequestRecord
+from simulator.state import (
     JOB_TERMINAL,
     RUN_TERMINAL,
     Action,
