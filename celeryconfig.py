@@ -1,6 +1,6 @@
 """Celery settings, and only Celery settings, derived from :class:`schemas.settings.Settings`.
 
-Every pool shares these defaults (DESIGN.md §4):
+Every pool shares these defaults (docs/design.md §4):
 
 * JSON only, results ignored — the log is where outcomes live, not a result backend;
 * late acknowledgement *and* ``task_reject_on_worker_lost``: a task whose worker process dies is
@@ -10,7 +10,7 @@ Every pool shares these defaults (DESIGN.md §4):
   work that is merely waiting and it runs twice;
 * one queue per pool, routed by task name, so ``celery worker -Q archive`` is the archive pool;
 * no task events unless ``CELERY_TASK_EVENTS=1``: sending one per task state costs the workers
-  ≈ 6-8 ms of CPU per pipeline event (issue 15's profile) for a monitor that is usually not
+  ≈ 6-8 ms of CPU per pipeline event (docs/benchmarks.md) for a monitor that is usually not
   there.  Flower needs none of this setting: while it runs (``omics-events flower``) it
   broadcasts ``enable_events`` to every worker every 5 s (its ``--enable_events`` option,
   default on), so the workers it watches send events, including workers started after it.

@@ -8,7 +8,7 @@ pool; ``devtools/stack.py``) on Redis and a fresh PostgreSQL database, idle and 
 yet done.  Reported: seconds to send, seconds to drain (first emission → last outbox work
 done), events/s, the maximum of each depth, and the loss check — distinct events in the log
 and archived (at or before the archive cursor) against distinct events sent, SQS empty at the end.
-Figures, not assertions (DESIGN.md §2).  Run::
+Figures, not assertions (docs/design.md §2).  Run::
 
     .venv/bin/python bench/burst.py --events 10000 --write
 

@@ -32,10 +32,10 @@ The fakes' knobs, the same for every system (``bench/harness.py``): ``--s3-laten
 pipeline's shared limiter keeps its documented defaults instead of the lifted ones, so it should
 show 0 throttled calls while a concurrent baseline gets throttled).
 
-Figures, not assertions (DESIGN.md §2).  Run (``make bench`` runs the defaults)::
+Figures, not assertions (docs/design.md §2).  Run (``make bench`` runs the defaults)::
 
     .venv/bin/python bench/end_to_end.py --events 2000 --rate 50 --rate-seconds 30 --write
-    # issue 15's comparisons: a 200 ms NGS360, then realistic latency on every fake, quotas on
+    # the comparisons: a 200 ms NGS360, then realistic latency on every fake, quotas on
     .venv/bin/python bench/end_to_end.py --ngs360-latency 0.2 --baseline-concurrency 1,10
     .venv/bin/python bench/end_to_end.py --s3-latency 0.02 --omics-latency 0.05 \\
         --ngs360-latency 0.2 --throttle --baseline-concurrency 1,10

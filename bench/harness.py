@@ -104,7 +104,7 @@ API_KEY = "bench-" + "k" * 26
 ROLE = "arn:aws:iam::123456789012:role/OmicsImportRole"
 #: Without ``--throttle`` the HealthOmics TPS quotas are lifted for both the pipeline and the
 #: baseline: the simulator does not throttle, and the pipeline's shared limiter is set this high
-#: (DESIGN.md §4).  With it, the limiter keeps its documented defaults.
+#: (docs/design.md §4).  With it, the limiter keeps its documented defaults.
 RATE_LIMITS = ["GetRun=1000", "ListRunTasks=1000", "ListTagsForResource=1000"]
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "DELETED"}
 MOTO_STATS_PATH = "/_bench/requests"  # bench/moto_server.py

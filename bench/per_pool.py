@@ -23,7 +23,7 @@ The fakes' knobs are those of ``bench/end_to_end.py`` (``bench/harness.py``): ``
 TPS quotas enforced, the pipeline's limiter at its documented defaults).  Each stage's row also
 gives the S3 requests and HealthOmics calls it made per item and the calls throttled (429).
 
-Figures, not assertions (DESIGN.md §2).  Run::
+Figures, not assertions (docs/design.md §2).  Run::
 
     .venv/bin/python bench/per_pool.py --events 2000 --write
     .venv/bin/python bench/per_pool.py --events 2000 --s3-latency 0.02 --omics-latency 0.05 \\

@@ -1,4 +1,4 @@
-"""Rebuild and replay rates on PostgreSQL, for 100k and 1M events (issue 6).
+"""Rebuild and replay rates on PostgreSQL, for 100k and 1M events.
 
 What it measures, for each size N:
 
@@ -8,7 +8,7 @@ What it measures, for each size N:
   autovacuum would have done to a lab's log long before), and the same events written as a
   folder archive: ``--layout batches`` (the default) by the archive pool's own follower
   (:class:`workers.archive.ArchiveFollower`, gzip JSON-lines objects of 1,000 log rows),
-  ``--layout per-event`` as archives before issue 15 (``raw/YYYY/MM/DD/{id}.json``); before
+  ``--layout per-event`` as archives before 2026-12 (``raw/YYYY/MM/DD/{id}.json``); before
   each timed phase, a ``CHECKPOINT`` and a ``sync`` (:func:`settle`);
 * **rebuild** — ``eventlog.rebuild.rebuild``: the whole log folded into scratch, swapped into
   the live projection tables, checksummed (events of the log per second);
@@ -19,7 +19,7 @@ What it measures, for each size N:
   into a new database, and reports the median: on a shared virtual disk the same append has
   taken 72 to 106 s at 1M (the disk's latency, not the CPU: PostgreSQL waits on WAL syncs).
 
-Figures, not assertions (DESIGN.md §2).  Run::
+Figures, not assertions (docs/design.md §2).  Run::
 
     .venv/bin/python bench/rebuild_replay.py --events 100000 --events 1000000 --replays 3 --write
 
@@ -352,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         "--layout",
         choices=("batches", "per-event"),
         default="batches",
-        help="the archive replayed: batch objects (since issue 15) or an object per event",
+        help="the archive replayed: batch objects (since 2026-12) or an object per event",
     )
     args = parser.parse_args(argv)
     sizes = args.events or [100_000]
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         if not target.exists():
             target.write_text(
                 "# Benchmarks\n\nFigures printed by `bench/`, appended by `--write`; newest last."
-                " Never timed assertions in tests (DESIGN.md §2).\n\n"
+                " Never timed assertions in tests (docs/design.md §2).\n\n"
             )
         with target.open("a") as stream:
             stream.write("\n" + markdown(results, command, info))

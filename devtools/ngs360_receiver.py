@@ -4,7 +4,7 @@ Why our own: the callback worker's promises ("exactly the final status", "never 
 twice", "in order", "the key never goes elsewhere") can only be checked on the receiving side,
 and only if the receiving side refuses what production refuses.  :class:`Ngs360Receiver` serves
 ``POST /internal/callbacks/omics-state-change`` with uvicorn from a thread and answers exactly
-as "How the server answers" in ``contracts/ngs360-callback.md`` says, in its order, with its
+as "How the server answers" in ``docs/reference/ngs360-callback.md`` says, in its order, with its
 own body model (not the worker's, so a worker bug cannot hide behind a shared one):
 
 1. 403 for a wrong or missing ``X-Internal-API-Key``, before the body is looked at; 503 when

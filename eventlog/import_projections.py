@@ -1,7 +1,7 @@
 """Read models of read-set imports folded from the log: ``import_jobs``, ``import_sources``,
 ``read_sets``.
 
-Why folds: the log is the truth (DESIGN.md §3 step 6), so what ``omics-events imports`` shows,
+Why folds: the log is the truth (docs/design.md §3 step 6), so what ``omics-events imports`` shows,
 and what the imports pool reads to decide what to batch next, must be rebuildable from it.
 :func:`apply` folds one stored event.  :func:`eventlog.store.append_many` calls it (through
 :mod:`eventlog.projection_set`) for every new event in the appending transaction; the imports

@@ -1,7 +1,7 @@
 """Read models folded from the log: ``runs`` and ``deliveries``.
 
 Why folds: the log is the truth and every piece of derived state must be rebuildable from it
-(DESIGN.md §3 step 6).  :func:`apply_many` takes stored events and updates the projections they
+(docs/design.md §3 step 6).  :func:`apply_many` takes stored events and updates the projections they
 concern; :func:`eventlog.store.append_many` calls it for the *new* events inside the appending
 transaction, so a projection is never behind or ahead of the log, and a later ``rebuild`` drops
 the tables and folds every event again in log order, through the same :class:`Reducer`.

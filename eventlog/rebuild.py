@@ -1,6 +1,6 @@
 """Rebuild the projections from the log, check them against it, and checksum them.
 
-Why: the log is the truth and every read model is derived (DESIGN.md §3 step 6, §6).  A lost
+Why: the log is the truth and every read model is derived (docs/design.md §3 step 6, §6).  A lost
 table, a fold that changed, a suspected bug: ``omics-events rebuild`` drops the projections and
 folds the whole log again, in log order, with the folds the live path uses
 (:mod:`eventlog.projection_set`), then prints a checksum that is the same every time and on

@@ -1,6 +1,6 @@
 """Read models of stores and run tasks folded from the log: ``stores`` and ``tasks``.
 
-Why folds: the log is the truth (DESIGN.md §3 step 6); an operator asking which sequence store
+Why folds: the log is the truth (docs/design.md §3 step 6); an operator asking which sequence store
 is active, or which task of a run failed and how long it ran, gets an answer that ``omics-events
 rebuild`` reproduces from the log alone.
 

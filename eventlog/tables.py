@@ -111,7 +111,7 @@ dead_letters = Table(
     Index("ix_dead_letters_event_id", "event_id"),
 )
 
-# --- projections of the run pipeline (issue 4) -------------------------------------------------
+# --- projections of the run pipeline -----------------------------------------------------------
 #
 # ``runs`` and ``deliveries`` are folds over the log (:mod:`eventlog.projections`), updated in the
 # transaction that appends the event they fold, and rebuildable by folding the log again.
@@ -192,7 +192,7 @@ run_checks = Table(
     Column("result", String(64), nullable=False),
 )
 
-# --- read-set imports and log followers (issue 5) ------------------------------------------------
+# --- read-set imports and log followers ----------------------------------------------------------
 #
 # ``import_jobs``, ``import_sources`` and ``read_sets`` are folds over the log
 # (:mod:`eventlog.import_projections`): HealthOmics' import-job and read-set events plus the
@@ -289,7 +289,7 @@ log_cursors = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-# --- stores and tasks (issue 6) --------------------------------------------------------------
+# --- stores and tasks ------------------------------------------------------------------------
 #
 # Folds over the log (:mod:`eventlog.resource_projections`): the status of every sequence,
 # reference, variant and annotation store, and of every run task.  :mod:`eventlog.projection_set`

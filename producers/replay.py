@@ -2,8 +2,8 @@
 
 Why: the S3 archive holds every event HealthOmics sent and every fact the pipeline appended
 about them, so a lab that lost its database — or a log with a gap — can be made whole from it
-(DESIGN.md §6).  Two archive layouts are read, alone or side by side
-(:mod:`producers.replay_sources`): the batches the archive pool writes since issue 15
+(docs/design.md §6).  Two archive layouts are read, alone or side by side
+(:mod:`producers.replay_sources`): the batches the archive pool writes (since 2026-12)
 (``{prefix}/batches/dt=YYYY-MM-DD/{first}-{last}.jsonl.gz``, events and facts as lines) and the
 object per event written before (``{prefix}/raw/YYYY/MM/DD/{id}.json`` and ``facts/``).  The
 facts are appended after the events (:mod:`producers.replay_facts`).  A SOURCE is

@@ -4,7 +4,7 @@ Why: the events HealthOmics sent say what happened to a run; the pipeline's fact
 did about it — the WES run id and outputs found by enrichment, every callback attempt and its
 answer, every import step.  A lab that lost its database needs both, or its rebuilt ``runs``
 and ``deliveries`` would claim no callback was ever made.  The archive pool writes each fact
-as its log row (:func:`workers.archive.fact_record`): since issue 15 as a ``"fact"`` line of
+as its log row (:func:`workers.archive.fact_record`): since 2026-12 as a ``"fact"`` line of
 the batch objects, beside the events (:func:`append_batch_facts`); before, as one object under
 ``{prefix}/facts/YYYY/MM/DD/{seq}.{event_id}.json`` (:func:`append_facts`; *Event Archived*
 facts were not archived).  This module validates them and appends them as they were — same

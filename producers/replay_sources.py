@@ -7,7 +7,7 @@ handed a :class:`Source` and the :class:`Item` values to fetch, and import only 
 A SOURCE is ``s3://bucket/prefix`` (:class:`S3Reader`), a folder (:class:`FolderReader`; a
 folder inside an archive's ``raw/`` tree keeps the layout) or a file of EventBridge events
 (read whole: JSON lines, a JSON array or one event).  An archive holds either layout, or both
-(one written before issue 15 and continued since):
+(one written before 2026-12 and continued since):
 
 * batches (``…/batches/dt=YYYY-MM-DD/{first}-{last}.jsonl.gz``, :mod:`workers.archive`): every
   batch object is listed, in log order (by the range in its name), since a batch holds events

@@ -6,7 +6,7 @@ companion to ignore, and, for every failed import source, whether retrying can h
 decisions are the part worth testing exhaustively, and they need no I/O.
 
 **Names.**  HealthOmics imports FASTQ, BAM, CRAM and uBAM (``ReadSetImportJob`` source file
-types, healthomics-events.md §2.7):
+types, reference §2.7):
 
 =====================================================  =========  ===========================
 name (case-insensitive)                                type       note

@@ -1,4 +1,6 @@
-"""The NGS360 callback payload, exactly as the server validates it (contracts/ngs360-callback.md).
+"""The NGS360 callback payload, exactly as the server validates it.
+
+The contract: ``docs/reference/ngs360-callback.md``.
 
 Why a model of our own: the server refuses a body that breaks a limit (422, permanent), and a
 422 would dead-letter a status change that was perfectly deliverable.  So the callback worker

@@ -3,9 +3,9 @@
 The detail-type strings are exact and are the keys of :data:`DETAIL_MODELS`.  Beware the ones
 without spaces (``RunGroup Status Change``, ``RunBatch Status Change``) and the made-up
 strings found in public code (``Omics Run Status Change`` does not exist).  Source of every
-field and value: the project's HealthOmics events reference (``healthomics-events.md``
-§1-§2: the EventBridge documentation, the schema registry, real NGS360 events) and the
-``omics`` service model of botocore.
+field and value: the project's HealthOmics events reference
+(``docs/reference/healthomics-events.md`` §1-§2: the EventBridge documentation, the schema
+registry, real NGS360 events) and the ``omics`` service model of botocore.
 
 Design rules, and why:
 

@@ -500,7 +500,7 @@ class Settings(BaseSettings):
         description="Port Flower listens on.",
     )
 
-    # --- read-set imports (issue 5) -------------------------------------------------------
+    # --- read-set imports -----------------------------------------------------------------
     import_sources: CsvList = Field(
         default_factory=list,
         validation_alias=_env("IMPORT_SOURCES"),
@@ -626,7 +626,7 @@ class Settings(BaseSettings):
         "attempts exhausted, rejected files). Unset: `ALERTS_TOPIC_ARN`.",
     )
 
-    # --- metrics and alerts (issue 5) ----------------------------------------------------
+    # --- metrics and alerts --------------------------------------------------------------
     metrics_enabled: bool = Field(
         default=True,
         validation_alias=_env("METRICS_ENABLED"),

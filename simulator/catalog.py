@@ -5,7 +5,7 @@ give up on a permanent one, show an operator the run's ``failureReason``), so th
 produce the *real* vocabulary, not ``"error 42"``.  Sources:
 
 * run ``failureReason`` values and their descriptions: the HealthOmics User Guide's table
-  "Error and status messages for run failures" (seed 001, lines 6614-6645);
+  "Error and status messages for run failures" (the HealthOmics user guide, lines 6614-6645);
 * the ``RUN_TASK_FAILED`` ``statusMessage`` text: a real 2026 FAILED event (reference §1.3);
 * TPS and concurrency quotas: reference §4.2 and §4.3;
 * import-source messages: the real service's texts are not published; these are modelled on the

@@ -5,7 +5,7 @@ every worker, so they are written once, next to the sources they copy:
 
 * the envelope: ``version "0"``, a UUID ``id``, ``detail-type``, ``source "aws.omics"``,
   ``account``, ``time`` in whole-second UTC ``Z``, ``region``, ``resources [arn]``, ``detail``
-  (seed 001 lines 2258-2400, reference §1.1);
+  (the HealthOmics user guide's EventBridge examples, reference §1.1);
 * ``Run Status Change``: the documented fields plus what real 2026 events carry (``workflowUuid``
   always; ``failureReason`` and ``statusMessage`` on FAILED; ``runCache``/``runCacheBehavior`` when
   the run uses a cache), in the key order of the real FAILED event (reference §1.3);

@@ -3,7 +3,8 @@
 The HealthOmics simulator and the NGS360 receiver are both local fakes that tests, benchmarks
 and the embedded demo run in-process next to real HTTP clients.  Why uvicorn in a thread: a
 stdlib ``ThreadingHTTPServer`` stalls with keep-alive clients (~23 requests/s on our machines,
-DESIGN §7) while uvicorn answers ~1,000/s, which matters once throttling tests hammer an API.
+docs/design.md §7) while uvicorn answers ~1,000/s, which matters once throttling tests hammer
+an API.
 
 We bind the socket ourselves so ``port=0`` gives a free port whose number we know before the
 server starts, with ``IPPROTO_TCP`` so that uvicorn sets ``TCP_NODELAY`` on accepted

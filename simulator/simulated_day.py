@@ -5,7 +5,7 @@ like a lab's day — runs and their tasks moving through their lifecycles, impor
 sets, store status changes — with EventBridge's delivery faults (duplicates, out-of-order
 delivery, an archive replay re-sending some events with ``replay-name``), and need the *same*
 events for the same seed.  Feeding them through SQS would take hours on the local fakes
-(DESIGN.md §7), so this drives the HealthOmics simulator on a :class:`ManualClock` with a
+(docs/design.md §7), so this drives the HealthOmics simulator on a :class:`ManualClock` with a
 :class:`MemorySink` (≈40,000 events/s) and adds the store events it does not simulate.
 
 Large days are made of several simulators (one per ``chunk`` events, each its own seed) spread

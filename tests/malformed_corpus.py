@@ -94,8 +94,8 @@ def _sns(message: Any) -> bytes:
     )
 
 
-# The older HealthOmics guide's EventBridge examples exactly as published (seed 001,
-# l.2284-2366), PDF line wraps inside strings joined.  Each has an author's error.
+# The older HealthOmics guide's EventBridge examples exactly as published (the HealthOmics
+# user guide, l.2284-2366), PDF line wraps inside strings joined.  Each has an author's error.
 SEED_READ_SET_MISSING_COMMA = b"""{
   "version": "0"
   "id": "64ca0eda-9751-dc55-c41a-1bd50b4fc9b7",

@@ -1,6 +1,6 @@
 """The end-to-end bench and its Lambda-style baseline at a tiny size, so the bench cannot rot.
 
-Observable outcomes only (DESIGN.md §2: no timed assertions): every emitted event reaches the
+Observable outcomes only (docs/design.md §2: no timed assertions): every emitted event reaches the
 pipeline's log and is handled by the baseline, NGS360 accepts callbacks from both, only for
 events that were emitted, and the tables and the ratio are printed.
 """

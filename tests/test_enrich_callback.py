@@ -1034,7 +1034,7 @@ def test_a_runs_statuses_arriving_at_once_publish_each_callback_once_in_order(
 def test_a_callback_task_costs_a_known_number_of_sql_statements(
     make_rig: Callable[..., Rig],
 ) -> None:
-    """SQL round trips per unit of work are the stages' main cost (issue 15): the statements of
+    """SQL round trips per unit of work are the stages' main cost: the statements of
     one enrichment and one callback of a run's first status, counted at the driver."""
     rig = make_rig(seed=11, start_workers=False)
     run_id = rig.sim.add_run(tasks=1, outcome="COMPLETED")

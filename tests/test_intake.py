@@ -76,7 +76,7 @@ def test_split_events_understands_every_documented_shape() -> None:
     ]
 
 
-# --- send: raw slices, no recursion (issue 14) ----------------------------------------------
+# --- send: raw slices, no recursion -----------------------------------------------------------
 
 
 @pytest.mark.parametrize(

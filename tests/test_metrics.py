@@ -156,7 +156,7 @@ def test_metrics_in_cloudwatch_match_the_log_and_alerts_say_what_to_do(
         )
 
     wait_for(quiet, 150, "the simulated workload to settle")
-    # what the callback pool (issue 4) appends for delivered and failed callbacks
+    # what the callback pool appends for delivered and failed callbacks
     with engine.begin() as connection:
         statuses = [
             store.get(connection, event_id)

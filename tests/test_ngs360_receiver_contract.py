@@ -1,4 +1,6 @@
-"""The local NGS360 receiver against ``contracts/ngs360-callback.md``, "How the server answers".
+"""The local NGS360 receiver against the callback contract's "How the server answers".
+
+The contract: ``docs/reference/ngs360-callback.md``.
 
 Why these tests matter more than their size: every callback test trusts the receiver to refuse
 what production refuses.  So each row of the contract's table and each of its numbered steps is

@@ -1,4 +1,4 @@
-"""Projections, rebuild and replay (issue 6), against real PostgreSQL, SQLite, Redis and moto.
+"""Projections, rebuild and replay, against real PostgreSQL, SQLite, Redis and moto.
 
 The contract: the projections are a function of the *set* of events in the log — not of their
 order, their duplicates, the database, or whether they came from SQS or back from the archive —

@@ -1,6 +1,6 @@
 """A database lost after real work — enrichment, callbacks refused then accepted — comes back
 from the archive with the same projections: the events *and* the pipeline's facts are replayed,
-from the batched archive (S3 and a folder) and from the per-event layout written before issue 15
+from the batched archive (S3 and a folder) and from the per-event layout written before 2026-12
 (on PostgreSQL and SQLite)."""
 
 from __future__ import annotations

@@ -655,7 +655,7 @@ def test_limits_from_settings() -> None:
     )
 
 
-# --- hostile input (issue 14) -----------------------------------------------------------
+# --- hostile input ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", HOSTILE, ids=[case.name for case in HOSTILE])

@@ -1,4 +1,4 @@
-"""The archive pool: follows the log and puts it in the archive as batches (issue 15).
+"""The archive pool: follows the log and puts it in the archive as batches.
 
 Why batches: an object per event cost two PutObject, a Celery task and three transactions per
 event (and one more of each per pipeline fact), most of the pipeline's CPU, and left the data
@@ -35,7 +35,7 @@ such a key (:class:`workers.storage.UnsafeKey`) gets a dead letter instead; the 
 Where it runs: in every worker that consumes queue ``archive`` (``omics-events worker --pool
 archive``, or the embedded default), as a worker bootstep (:class:`ArchivePoolStep`).
 
-Archives written before issue 15 (an object per event) stay readable by ``replay``; an
+Archives written before 2026-12 (an object per event) stay readable by ``replay``; an
 ``archive`` outbox row left over from that time is finished by the ``archive`` task
 (:func:`archive_event`) without writing anything, since the follower archives every row.
 """

@@ -5,7 +5,7 @@ read by botocore itself, so pointing a process at moto, LocalStack or a VPC endp
 setting of ours.  What we add:
 
 * botocore's ``standard`` (or ``adaptive``) retry mode on every client — the default ``legacy``
-  mode does not retry HealthOmics' ``RequestTimeoutException`` (healthomics-events.md §0.8);
+  mode does not retry HealthOmics' ``RequestTimeoutException`` (reference §0.8);
 * host-prefix injection turned off for ``omics`` when its endpoint is overridden: HealthOmics
   operations carry host prefixes (``workflows-``, ``control-storage-``) that would turn
   ``127.0.0.1`` into ``workflows-127.0.0.1``;

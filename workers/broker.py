@@ -1,4 +1,4 @@
-"""kombu's Redis transport, made to survive a dropped connection (issue 14 item 16).
+"""kombu's Redis transport, made to survive a dropped connection.
 
 :func:`install` (called by :func:`workers.app.create_app`) makes ``redis://`` and ``rediss://``
 mean :class:`Transport` in the process, so every Celery process (the pools, the poller's

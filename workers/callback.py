@@ -1,7 +1,7 @@
 """The callback stage: each enriched run status change, posted once and in order to NGS360.
 
-The contract (``contracts/ngs360-callback.md``) decides the shape: the body is built and checked
-by :mod:`schemas.ngs360`; ``X-Internal-API-Key`` comes from ``NGS360_API_KEY`` or a Secrets
+The contract (``docs/reference/ngs360-callback.md``) decides the shape: the body is built and
+checked by :mod:`schemas.ngs360`; ``X-Internal-API-Key`` comes from ``NGS360_API_KEY`` or a Secrets
 Manager secret (fetched once, cached, fetched again after a 403) and never appears in a log
 line, an event or a dead letter.
 

@@ -1,7 +1,7 @@
 """How a stage says what kind of failure it hit.
 
 The split decides between retrying and dead-lettering, the two things a task may do with an
-error (DESIGN.md §4):
+error (docs/design.md §4):
 
 * :class:`PermanentError` — retrying cannot help (a 403, a missing resource, bad input):
   dead-letter now with the reason, finish the work, move on;

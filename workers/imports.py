@@ -1,9 +1,9 @@
 """The imports pool: read files landing in S3 become read sets, and failed sources are retried.
 
 What the AWS guidance does with a DynamoDB table, a stream, Step Functions and a custom metric
-(seed 002), done here event by event, each step a task on queue ``imports`` that appends a fact
-to the log and folds it into ``import_sources``/``import_jobs``/``read_sets`` in one transaction
-(:mod:`eventlog.import_projections`):
+(the ingestion guide), done here event by event, each step a task on queue ``imports`` that
+appends a fact to the log and folds it into ``import_sources``/``import_jobs``/``read_sets`` in
+one transaction (:mod:`eventlog.import_projections`):
 
 1. **S3 ``Object Created``** under an ``IMPORT_SOURCES`` prefix: the name says what the object
    is (:func:`schemas.imports.classify_name`).  Junk is reported (*Import File Rejected* and a
@@ -21,7 +21,7 @@ to the log and folds it into ``import_sources``/``import_jobs``/``read_sets`` in
    StartReadSetImportJob and GetReadSetImportJob (:class:`~workers.ratelimit.GlobalRateLimiter`,
    taken before every HTTP attempt, botocore's retries included).  The ``clientToken`` is the
    plan's id, so a task run twice never starts two jobs (botocore does not fill it in,
-   healthomics-events.md §0.9).  No slot, ``ServiceQuotaExceededException`` (402, which no
+   reference §0.9).  No slot, ``ServiceQuotaExceededException`` (402, which no
    botocore retry mode retries) or throttling: the plan waits and tries again; it never fails.
    A ``ValidationException`` splits the plan in halves until the one bad source is found.
 4. **``Read Set Import Job Status Change``** to a terminal status gives the slot back and, for
@@ -81,7 +81,7 @@ log = logging.getLogger(__name__)
 
 STAGE = "imports"
 #: One budget for StartReadSetImportJob and GetReadSetImportJob (whether HealthOmics counts them
-#: in one bucket is unverified, healthomics-events.md §4.2: one budget is the safe reading).
+#: in one bucket is unverified, reference §4.2: one budget is the safe reading).
 IMPORT_CALLS = "ReadSetImportJobCalls"
 #: Name of the account-wide concurrent-job slots.
 JOB_SLOTS = "read-set-import-jobs"

@@ -7,7 +7,7 @@ limit must hold across all workers *and* across botocore's own retries.  The cli
 retry botocore makes — so a burst of 429s cannot turn into a burst of retries above the quota.
 Retries themselves are botocore's (``AWS_RETRY_MODE``, ``standard`` by default).
 
-Errors are sorted into what a stage does with them (healthomics-events.md §4.1):
+Errors are sorted into what a stage does with them (reference §4.1):
 
 ============================================  ===========  ==================================
 code                                          kind         the stage

@@ -1,6 +1,6 @@
 """Publishing owed work to Celery, after commit, and sweeping up what the broker lost.
 
-The outbox makes the broker disposable (DESIGN.md §3 step 3): an event and its work are
+The outbox makes the broker disposable (docs/design.md §3 step 3): an event and its work are
 committed together; only then is a task published.  If the publish fails (broker down), or the
 message is lost afterwards (Redis restarted empty, a worker killed before it acknowledged), the
 work is still in the outbox, and :func:`sweep` publishes it again.

@@ -38,7 +38,7 @@ from limits.strategies import MovingWindowRateLimiter
 from schemas.settings import Settings
 from workers.redis_clients import redis_client
 
-#: Default account quotas, in calls per second (healthomics-events.md §4.2).
+#: Default account quotas, in calls per second (reference §4.2).
 HEALTHOMICS_TPS: Mapping[str, float] = {
     "GetRun": 10,
     "GetRunTask": 10,

@@ -1,4 +1,4 @@
-"""Which stages an event owes, by source and ``detail-type`` (DESIGN.md §3 step 4).
+"""Which stages an event owes, by source and ``detail-type`` (docs/design.md §3 step 4).
 
 A stage is also the name of its queue and of its worker pool.  The intake writes one outbox row
 per stage when it appends an event; stages that depend on another (a callback needs the
@@ -13,17 +13,17 @@ from schemas.s3 import S3ObjectCreated
 from schemas.settings import Settings
 
 #: What every accepted event owes up front: nothing but its own stages.  Archiving is not a
-#: stage any more (issue 15): the archive pool follows the log (:mod:`workers.archive`) and puts
+#: stage any more: the archive pool follows the log (:mod:`workers.archive`) and puts
 #: every row — events and pipeline facts — in batch objects, so no event owes archive work.
 ALWAYS: tuple[str, ...] = ()
 #: What a pipeline fact owes when it is appended: nothing (the archive follower archives it
 #: with the events, so a replay restores the pipeline's own history too).
 FACT_STAGES: tuple[str, ...] = ()
-#: A run status change is enriched; the enrich stage then owes the callback (DESIGN.md §3).
+#: A run status change is enriched; the enrich stage then owes the callback (docs/design.md §3).
 RUN_STAGES: tuple[str, ...] = ("enrich",)
 #: What a ``Run Status Reconciled`` fact owes (the reconciler appends it).
 RECONCILED_STAGES: tuple[str, ...] = FACT_STAGES + RUN_STAGES
-#: Read-set import work (issue 5): read files landing in S3 under ``IMPORT_SOURCES`` start
+#: Read-set import work: read files landing in S3 under ``IMPORT_SOURCES`` start
 #: imports; finished import jobs have their failed sources retried.  (``Read Set Status Change``
 #: owes no stage: the intake folds it into ``read_sets`` like every event.)
 IMPORT_EVENTS: frozenset[tuple[str, str]] = frozenset(

@@ -1,8 +1,8 @@
 """The archive: where events and the pipeline's facts are kept, in S3 or in a folder.
 
-Keys are deterministic (DESIGN.md §3, issue #2), so a retried put overwrites the same object
+Keys are deterministic (docs/design.md §3), so a retried put overwrites the same object
 instead of adding a copy, unlike the legacy Lambda's ``uuid4`` keys.  The archive pool
-(:mod:`workers.archive`) writes, since issue 15:
+(:mod:`workers.archive`) writes, since 2026-12:
 
 * ``{prefix}/batches/dt=YYYY-MM-DD/{first:012d}-{last:012d}.jsonl.gz`` — a *batch*: the log
   rows ``first..last`` (events as received and pipeline facts), one JSON object per line,
@@ -13,7 +13,7 @@ instead of adding a copy, unlike the legacy Lambda's ``uuid4`` keys.  The archiv
   the legacy key shape existing data-lake tables crawl (event time and id in place of
   ``now()`` and a random UUID), only with ``ARCHIVE_LEGACY_FLATTENED=true``.
 
-Archives written before issue 15 hold one object per event, which :mod:`producers.replay` still
+Archives written before 2026-12 hold one object per event, which :mod:`producers.replay` still
 reads:
 
 * ``{prefix}/raw/YYYY/MM/DD/{event_id}.json`` — the event as received (:func:`raw_key`);

@@ -1,4 +1,4 @@
-"""The invariants every fault scenario must end with, in one place (issue 8).
+"""The invariants every fault scenario must end with, in one place.
 
 Each check returns a list of problems (empty: it holds) rather than asserting, for two reasons:
 the drill waits for the *cheap* checks to come clean before running the expensive ones (a
