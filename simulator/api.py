@@ -85,26 +85,39 @@ class _Latency:
         await self.app(scope, receive, send)
 
 
-def build_app(sim: Simulator) -> Starlette:
-    """The ASGI app answering HealthOmics calls from ``sim``."""
-    world = sim.world
+class _Operations:
+    """One method per HealthOmics operation the simulator serves: each reads the request's path
+    and query, and answers through :meth:`Simulator.call` (throttling, faults, request log)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+        self.world = sim.world
 
     def answer(
-        operation: str, params: dict[str, Any], fn: Callable[[], dict[str, Any]]
+        self, operation: str, params: dict[str, Any], fn: Callable[[], dict[str, Any]]
     ) -> Response:
-        return _respond(*sim.call(operation, fn, params))
+        return _respond(*self.sim.call(operation, fn, params))
 
-    async def get_run(request: Request) -> Response:
+    def refuse(self, operation: str, params: dict[str, Any], err: ops.ApiError) -> Response:
+        """A request the API refuses before the operation runs (a malformed body), answered
+        through the same path so it is throttled and logged like any other call."""
+
+        def fail() -> dict[str, Any]:
+            raise err
+
+        return self.answer(operation, params, fail)
+
+    async def get_run(self, request: Request) -> Response:
         run_id = request.path_params["id"]
-        return answer("GetRun", {"id": run_id}, lambda: ops.get_run(world, run_id))
+        return self.answer("GetRun", {"id": run_id}, lambda: ops.get_run(self.world, run_id))
 
-    async def list_runs(request: Request) -> Response:
+    async def list_runs(self, request: Request) -> Response:
         q = request.query_params
-        return answer(
+        return self.answer(
             "ListRuns",
             {"status": q.get("status"), "startingToken": q.get("startingToken")},
             lambda: ops.list_runs(
-                world,
+                self.world,
                 name=q.get("name"),
                 run_group_id=q.get("runGroupId"),
                 status=q.get("status"),
@@ -113,14 +126,14 @@ def build_app(sim: Simulator) -> Starlette:
             ),
         )
 
-    async def list_run_tasks(request: Request) -> Response:
+    async def list_run_tasks(self, request: Request) -> Response:
         run_id = request.path_params["id"]
         q = request.query_params
-        return answer(
+        return self.answer(
             "ListRunTasks",
             {"id": run_id, "startingToken": q.get("startingToken")},
             lambda: ops.list_run_tasks(
-                world,
+                self.world,
                 run_id,
                 status=q.get("status"),
                 starting_token=q.get("startingToken"),
@@ -128,64 +141,54 @@ def build_app(sim: Simulator) -> Starlette:
             ),
         )
 
-    async def get_run_task(request: Request) -> Response:
+    async def get_run_task(self, request: Request) -> Response:
         run_id, task_id = request.path_params["id"], request.path_params["taskId"]
-        return answer(
+        return self.answer(
             "GetRunTask",
             {"id": run_id, "taskId": task_id},
-            lambda: ops.get_run_task(world, run_id, task_id),
+            lambda: ops.get_run_task(self.world, run_id, task_id),
         )
 
-    async def list_tags(request: Request) -> Response:
+    async def list_tags(self, request: Request) -> Response:
         arn = request.path_params["arn"]
-        return answer(
+        return self.answer(
             "ListTagsForResource",
             {"resourceArn": arn},
-            lambda: ops.list_tags_for_resource(world, arn),
+            lambda: ops.list_tags_for_resource(self.world, arn),
         )
 
-    async def start_import(request: Request) -> Response:
+    async def start_import(self, request: Request) -> Response:
         store_id = request.path_params["sid"]
         try:
             body = await _json_body(request)
         except ops.ApiError as exc:
-            err = exc
-
-            def fail() -> dict[str, Any]:
-                raise err
-
-            return answer("StartReadSetImportJob", {"sequenceStoreId": store_id}, fail)
-        return answer(
+            return self.refuse("StartReadSetImportJob", {"sequenceStoreId": store_id}, exc)
+        return self.answer(
             "StartReadSetImportJob",
             {"sequenceStoreId": store_id, "body": body},
-            lambda: sim.start_read_set_import_job(store_id, body),
+            lambda: self.sim.start_read_set_import_job(store_id, body),
         )
 
-    async def get_import(request: Request) -> Response:
+    async def get_import(self, request: Request) -> Response:
         store_id, job_id = request.path_params["sid"], request.path_params["id"]
-        return answer(
+        return self.answer(
             "GetReadSetImportJob",
             {"sequenceStoreId": store_id, "id": job_id},
-            lambda: ops.get_read_set_import_job(world, store_id, job_id),
+            lambda: ops.get_read_set_import_job(self.world, store_id, job_id),
         )
 
-    async def list_imports(request: Request) -> Response:
+    async def list_imports(self, request: Request) -> Response:
         store_id = request.path_params["sid"]
         q = request.query_params
         try:
             body = await _json_body(request)
         except ops.ApiError as exc:
-            err = exc
-
-            def fail() -> dict[str, Any]:
-                raise err
-
-            return answer("ListReadSetImportJobs", {"sequenceStoreId": store_id}, fail)
-        return answer(
+            return self.refuse("ListReadSetImportJobs", {"sequenceStoreId": store_id}, exc)
+        return self.answer(
             "ListReadSetImportJobs",
             {"sequenceStoreId": store_id, "nextToken": q.get("nextToken")},
             lambda: ops.list_read_set_import_jobs(
-                world,
+                self.world,
                 store_id,
                 body,
                 max_results=q.get("maxResults"),
@@ -193,35 +196,39 @@ def build_app(sim: Simulator) -> Starlette:
             ),
         )
 
-    async def health(_request: Request) -> Response:
-        return JSONResponse({"ok": True, "sequenceStoreId": sim.sequence_store_id})
+    async def health(self, _request: Request) -> Response:
+        return JSONResponse({"ok": True, "sequenceStoreId": self.sim.sequence_store_id})
 
-    async def summary(_request: Request) -> Response:
-        return JSONResponse(sim.summary())
+    async def summary(self, _request: Request) -> Response:
+        return JSONResponse(self.sim.summary())
 
-    async def ground_truth(_request: Request) -> Response:
-        return JSONResponse(sim.ground_truth())
+    async def ground_truth(self, _request: Request) -> Response:
+        return JSONResponse(self.sim.ground_truth())
 
-    async def unknown(request: Request) -> Response:
+    async def unknown(self, request: Request) -> Response:
         return _respond(
             404,
             {"message": f"No HealthOmics operation at {request.method} {request.url.path}"},
             "UnknownOperationException",
         )
 
+
+def build_app(sim: Simulator) -> Starlette:
+    """The ASGI app answering HealthOmics calls from ``sim``."""
+    op = _Operations(sim)
     routes = [
-        Route("/_simulator/health", health, methods=["GET"]),
-        Route("/_simulator/summary", summary, methods=["GET"]),
-        Route("/_simulator/ground-truth", ground_truth, methods=["GET"]),
-        Route("/run", list_runs, methods=["GET"]),
-        Route("/run/{id}", get_run, methods=["GET"]),
-        Route("/run/{id}/task", list_run_tasks, methods=["GET"]),
-        Route("/run/{id}/task/{taskId}", get_run_task, methods=["GET"]),
-        Route("/tags/{arn:path}", list_tags, methods=["GET"]),
-        Route("/sequencestore/{sid}/importjob", start_import, methods=["POST"]),
-        Route("/sequencestore/{sid}/importjob/{id}", get_import, methods=["GET"]),
-        Route("/sequencestore/{sid}/importjobs", list_imports, methods=["POST"]),
-        Route("/{rest:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
+        Route("/_simulator/health", op.health, methods=["GET"]),
+        Route("/_simulator/summary", op.summary, methods=["GET"]),
+        Route("/_simulator/ground-truth", op.ground_truth, methods=["GET"]),
+        Route("/run", op.list_runs, methods=["GET"]),
+        Route("/run/{id}", op.get_run, methods=["GET"]),
+        Route("/run/{id}/task", op.list_run_tasks, methods=["GET"]),
+        Route("/run/{id}/task/{taskId}", op.get_run_task, methods=["GET"]),
+        Route("/tags/{arn:path}", op.list_tags, methods=["GET"]),
+        Route("/sequencestore/{sid}/importjob", op.start_import, methods=["POST"]),
+        Route("/sequencestore/{sid}/importjob/{id}", op.get_import, methods=["GET"]),
+        Route("/sequencestore/{sid}/importjobs", op.list_imports, methods=["POST"]),
+        Route("/{rest:path}", op.unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(_Latency, sim=sim)

@@ -264,6 +264,48 @@ class QuotaExceeded(Exception):
     """Too many active import jobs."""
 
 
+def _checked_outcome(outcome: str, failure_reason: str | None, cancel_phase: str | None) -> str:
+    """The planned outcome, upper-cased, once it and its reason or phase are known values."""
+    outcome = outcome.upper()
+    if outcome not in {"COMPLETED", "FAILED", "CANCELLED"}:
+        raise ValueError(f"outcome must be COMPLETED, FAILED or CANCELLED, not {outcome!r}")
+    if failure_reason is not None and failure_reason not in RUN_FAILURES_BY_REASON:
+        raise ValueError(f"unknown failure reason {failure_reason!r}")
+    if cancel_phase is not None and cancel_phase not in CANCEL_PHASES:
+        raise ValueError(f"cancel_phase must be one of {CANCEL_PHASES}")
+    return outcome
+
+
+def _check_tasks(n_tasks: int, failure_reason: str | None) -> None:
+    if n_tasks < 0:
+        raise ValueError("tasks must be >= 0")
+    if n_tasks == 0 and failure_reason and RUN_FAILURES_BY_REASON[failure_reason].stage == "task":
+        raise ValueError(f"{failure_reason} needs a run with at least one task")
+
+
+@dataclass
+class _Timeline:
+    """When a planned run reaches each status if nothing goes wrong; a failure or a cancel cuts
+    it short at ``end_at``."""
+
+    pending: float
+    starting: float
+    running: float
+    inputs_done: float
+    tasks_end: float = 0.0
+    stopping: float = 0.0
+    completed: float = 0.0
+
+    def steps(self) -> list[tuple[float, str]]:
+        return [
+            (self.pending, "PENDING"),
+            (self.starting, "STARTING"),
+            (self.running, "RUNNING"),
+            (self.stopping, "STOPPING"),
+            (self.completed, "COMPLETED"),
+        ]
+
+
 class World:
     """All simulated resources, their plans, and the step heap."""
 
@@ -397,23 +439,10 @@ class World:
         cache: bool | None = None,
     ) -> Run:
         """Plan a run submitted ``delay`` simulated seconds from now (it is not visible yet)."""
-        outcome = outcome.upper()
-        if outcome not in {"COMPLETED", "FAILED", "CANCELLED"}:
-            raise ValueError(f"outcome must be COMPLETED, FAILED or CANCELLED, not {outcome!r}")
-        if failure_reason is not None and failure_reason not in RUN_FAILURES_BY_REASON:
-            raise ValueError(f"unknown failure reason {failure_reason!r}")
-        if cancel_phase is not None and cancel_phase not in CANCEL_PHASES:
-            raise ValueError(f"cancel_phase must be one of {CANCEL_PHASES}")
+        outcome = _checked_outcome(outcome, failure_reason, cancel_phase)
         rng = self.rng
         n_tasks = rng.randint(3, 12) if tasks is None else int(tasks)
-        if n_tasks < 0:
-            raise ValueError("tasks must be >= 0")
-        if (
-            n_tasks == 0
-            and failure_reason
-            and RUN_FAILURES_BY_REASON[failure_reason].stage == "task"
-        ):
-            raise ValueError(f"{failure_reason} needs a run with at least one task")
+        _check_tasks(n_tasks, failure_reason)
         wf_index = (
             rng.randrange(len(WORKFLOWS))
             if workflow is None
@@ -427,14 +456,7 @@ class World:
         run_id = self.numeric_id(7)
         output_uri = f"s3://{self.output_bucket}/{self.output_prefix}".rstrip("/")
         run_output_uri = f"{output_uri}/{run_id}"
-        all_tags: dict[str, str] = {"project": "ngs360-sim", "sample": sample}
-        if wes_run_id is True:
-            all_tags["WESRunId"] = self.new_uuid()
-        elif isinstance(wes_run_id, str) and wes_run_id:
-            all_tags["WESRunId"] = wes_run_id
-        if callback_url:
-            all_tags["callback_url"] = callback_url
-        all_tags.update(tags or {})
+        all_tags = self._run_tags(sample, wes_run_id, callback_url, tags)
         run = Run(
             run_id=run_id,
             uuid=self.new_uuid(),
@@ -464,6 +486,25 @@ class World:
         self._plan_run(run, delay, n_tasks, task_names, outcome, failure_reason, cancel_phase)
         return run
 
+    def _run_tags(
+        self,
+        sample: str,
+        wes_run_id: str | bool,
+        callback_url: str | None,
+        tags: dict[str, str] | None,
+    ) -> dict[str, str]:
+        """The run's tags as NGS360 sets them: a ``WESRunId`` (new, given, or none) and the
+        optional ``callback_url``, then the caller's own."""
+        all_tags: dict[str, str] = {"project": "ngs360-sim", "sample": sample}
+        if wes_run_id is True:
+            all_tags["WESRunId"] = self.new_uuid()
+        elif isinstance(wes_run_id, str) and wes_run_id:
+            all_tags["WESRunId"] = wes_run_id
+        if callback_url:
+            all_tags["callback_url"] = callback_url
+        all_tags.update(tags or {})
+        return all_tags
+
     def _plan_run(
         self,
         run: Run,
@@ -474,11 +515,40 @@ class World:
         failure_reason: str | None,
         cancel_phase: str | None,
     ) -> None:
+        """Draw the run's timeline, its tasks and how it ends, and schedule every transition.
+        The draws happen in a fixed order, so one seed always plans the same day."""
+        d = self.dur
+        pending = self.now() + max(0.0, delay) / self.speed
+        starting = pending + d(5, 40)
+        running = starting + d(20, 120)
+        times = _Timeline(pending, starting, running, inputs_done=running + d(10, 60))
+        plans = self._plan_tasks(n_tasks, task_names, times.inputs_done)
+        times.tasks_end = max((p.end_at for p in plans), default=times.inputs_done)
+        times.stopping = times.tasks_end + d(10, 60)
+        times.completed = times.stopping + d(30, 300)
+        run_steps = times.steps()
+        failure_message: str | None = None
+        if outcome == "FAILED":
+            run_steps, plans, failure_message = self._plan_failure(
+                run, plans, times, failure_reason
+            )
+        elif outcome == "CANCELLED":
+            run_steps, plans = self._plan_cancel(plans, times, cancel_phase)
+        run.task_plans = plans
+        gen = run.generation
+        for at, status in run_steps:
+            priority = 2 if status in RUN_TERMINAL else 0
+            message = failure_message if status == "FAILED" else None
+            self.schedule(at, priority, self._run_step(run, gen, status, message))
+        for plan in plans:
+            self._schedule_task(run, gen, plan)
+
+    def _plan_tasks(
+        self, n_tasks: int, task_names: tuple[str, ...], inputs_done: float
+    ) -> list[TaskPlan]:
+        """Tasks on a few parallel lanes after the inputs are read, each lane one task at a
+        time, named after the workflow's steps (``_1``, ``_2`` … for further shards)."""
         rng, d = self.rng, self.dur
-        t_pending = self.now() + max(0.0, delay) / self.speed
-        t_starting = t_pending + d(5, 40)
-        t_running = t_starting + d(20, 120)
-        inputs_done = t_running + d(10, 60)
         lanes = max(1, min(n_tasks, rng.randint(1, 4), 25)) if n_tasks else 0
         lane_free = [inputs_done + d(0, 5) for _ in range(lanes)]
         plans: list[TaskPlan] = []
@@ -509,84 +579,82 @@ class World:
                     end_at=end,
                 )
             )
-        tasks_end = max((p.end_at for p in plans), default=inputs_done)
-        t_stopping = tasks_end + d(10, 60)
-        t_completed = t_stopping + d(30, 300)
-        run_steps: list[tuple[float, str]] = [
-            (t_pending, "PENDING"),
-            (t_starting, "STARTING"),
-            (t_running, "RUNNING"),
-            (t_stopping, "STOPPING"),
-            (t_completed, "COMPLETED"),
-        ]
-        end_at = t_completed
-        failure_message: str | None = None
-        if outcome == "FAILED":
-            # A run without tasks cannot fail by a task: draw from the other failures.
-            candidates = [f for f in RUN_FAILURES if plans or f.stage != "task"]
-            failure = (
-                RUN_FAILURES_BY_REASON[failure_reason]
-                if failure_reason
-                else rng.choices(candidates, weights=[f.weight for f in candidates])[0]
+        return plans
+
+    def _plan_failure(
+        self,
+        run: Run,
+        plans: list[TaskPlan],
+        times: _Timeline,
+        failure_reason: str | None,
+    ) -> tuple[list[tuple[float, str]], list[TaskPlan], str]:
+        """A FAILED run: the failure (given, or drawn by weight), where it strikes (a task, the
+        inputs, the export, the infrastructure), and the message the run ends with."""
+        rng, d = self.rng, self.dur
+        # A run without tasks cannot fail by a task: draw from the other failures.
+        candidates = [f for f in RUN_FAILURES if plans or f.stage != "task"]
+        failure = (
+            RUN_FAILURES_BY_REASON[failure_reason]
+            if failure_reason
+            else rng.choices(candidates, weights=[f.weight for f in candidates])[0]
+        )
+        message_args = {
+            "uri": f"s3://{self.input_bucket}/inputs/{run.sample}.bam",
+            "task_id": "",
+            "task_name": "",
+            "log_stream": "",
+        }
+        if failure.stage == "task":
+            failing = plans[rng.randrange(len(plans))]
+            failing.final = "FAILED"
+            failing.failure_reason, failing.status_message = TASK_FAILURES.get(
+                failure.reason, ("RUN_TASK_FAILED", "Task failed.")
             )
-            stage = failure.stage
-            message_args = {
-                "uri": f"s3://{self.input_bucket}/inputs/{run.sample}.bam",
-                "task_id": "",
-                "task_name": "",
-                "log_stream": "",
-            }
-            if stage == "task":
-                failing = plans[rng.randrange(len(plans))]
-                failing.final = "FAILED"
-                task_reason, task_message = TASK_FAILURES.get(
-                    failure.reason, ("RUN_TASK_FAILED", "Task failed.")
-                )
-                failing.failure_reason = task_reason
-                failing.status_message = task_message
-                fail_at = failing.end_at
-                end_at = fail_at + d(5, 30)
-                message_args.update(
-                    task_id=failing.task_id,
-                    task_name=failing.name,
-                    log_stream=ev.log_stream_arn(
-                        self.region, self.account, f"run/{run.run_id}/task/{failing.task_id}"
-                    ),
-                )
-            elif stage == "input":
-                end_at = fail_at = t_running + (inputs_done - t_running) * rng.uniform(0.3, 0.9)
-            elif stage == "export":
-                end_at = fail_at = tasks_end + (t_stopping - tasks_end) * rng.uniform(0.3, 0.9)
-            else:  # infra: somewhere while tasks run
-                end_at = fail_at = rng.uniform(inputs_done, tasks_end if plans else t_stopping)
-            run.planned_failure_reason = failure.reason
-            run.failure_reason = None
-            run_steps = [(t, s) for t, s in run_steps if t < end_at and s != "STOPPING"]
-            run_steps.append((end_at, "FAILED"))
-            failure_message = clip(failure.message.format(**message_args), 4000)
-            plans = self._truncate_tasks(plans, cutoff=fail_at, end_at=end_at)
-        elif outcome == "CANCELLED":
-            weights = (2, 2, 5, 1)
-            phase = cancel_phase or rng.choices(CANCEL_PHASES, weights=weights)[0]
-            windows = {
-                "PENDING": (t_pending, t_starting),
-                "STARTING": (t_starting, t_running),
-                "RUNNING": (t_running, t_stopping),
-                "STOPPING": (t_stopping, t_completed),
-            }
-            low, high = windows[phase]
-            end_at = low + (high - low) * rng.uniform(0.1, 0.9)
-            run_steps = [(t, s) for t, s in run_steps if t < end_at]
-            run_steps.append((end_at, "CANCELLED"))
-            plans = self._truncate_tasks(plans, cutoff=end_at, end_at=end_at)
-        run.task_plans = plans
-        gen = run.generation
-        for at, status in run_steps:
-            priority = 2 if status in RUN_TERMINAL else 0
-            message = failure_message if status == "FAILED" else None
-            self.schedule(at, priority, self._run_step(run, gen, status, message))
-        for plan in plans:
-            self._schedule_task(run, gen, plan)
+            fail_at = failing.end_at
+            end_at = fail_at + d(5, 30)
+            message_args.update(
+                task_id=failing.task_id,
+                task_name=failing.name,
+                log_stream=ev.log_stream_arn(
+                    self.region, self.account, f"run/{run.run_id}/task/{failing.task_id}"
+                ),
+            )
+        else:
+            end_at = fail_at = self._failure_time(failure.stage, times, bool(plans))
+        run.planned_failure_reason = failure.reason
+        run.failure_reason = None
+        run_steps = [(t, s) for t, s in times.steps() if t < end_at and s != "STOPPING"]
+        run_steps.append((end_at, "FAILED"))
+        message = clip(failure.message.format(**message_args), 4000)
+        return run_steps, self._truncate_tasks(plans, cutoff=fail_at, end_at=end_at), message
+
+    def _failure_time(self, stage: str, times: _Timeline, has_tasks: bool) -> float:
+        """When a failure that is not a task's strikes: while the inputs are read, while the
+        outputs are exported, or (infrastructure) somewhere while tasks run."""
+        rng = self.rng
+        if stage == "input":
+            return times.running + (times.inputs_done - times.running) * rng.uniform(0.3, 0.9)
+        if stage == "export":
+            return times.tasks_end + (times.stopping - times.tasks_end) * rng.uniform(0.3, 0.9)
+        return rng.uniform(times.inputs_done, times.tasks_end if has_tasks else times.stopping)
+
+    def _plan_cancel(
+        self, plans: list[TaskPlan], times: _Timeline, cancel_phase: str | None
+    ) -> tuple[list[tuple[float, str]], list[TaskPlan]]:
+        """A CANCELLED run: cancelled at a random moment of the phase (given, or drawn)."""
+        rng = self.rng
+        phase = cancel_phase or rng.choices(CANCEL_PHASES, weights=(2, 2, 5, 1))[0]
+        windows = {
+            "PENDING": (times.pending, times.starting),
+            "STARTING": (times.starting, times.running),
+            "RUNNING": (times.running, times.stopping),
+            "STOPPING": (times.stopping, times.completed),
+        }
+        low, high = windows[phase]
+        end_at = low + (high - low) * rng.uniform(0.1, 0.9)
+        run_steps = [(t, s) for t, s in times.steps() if t < end_at]
+        run_steps.append((end_at, "CANCELLED"))
+        return run_steps, self._truncate_tasks(plans, cutoff=end_at, end_at=end_at)
 
     @staticmethod
     def _truncate_tasks(plans: list[TaskPlan], *, cutoff: float, end_at: float) -> list[TaskPlan]:
