@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--tick", type=float, default=0.05, help="ticker interval in seconds")
     p.add_argument("--summary-json", help="write the ground truth to this file at the end")
+    _add_fault_arguments(p)
+    return p
+
+
+def _add_fault_arguments(p: argparse.ArgumentParser) -> None:
+    """The faults a real HealthOmics shows (duplicates, reordering, drops, throttling, failing
+    sources, API errors and latency), all off unless asked for."""
     faults = p.add_argument_group("faults (all off by default)")
     faults.add_argument("--duplicate-rate", type=_rate, default=0.0)
     faults.add_argument("--reorder-rate", type=_rate, default=0.0)
@@ -132,7 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--api-latency", type=float, default=0.0, help="seconds every API call waits (round trip)"
     )
-    return p
 
 
 def _faults(args: argparse.Namespace) -> Faults:
@@ -245,22 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         f"(export AWS_ENDPOINT_URL_OMICS={url}); sequence store {sim.sequence_store_id}; "
         f"{len(plan.run_ids)} runs, {len(plan.import_job_ids)} import jobs; events -> {queue_url}"
     )
-    started = time.monotonic()
     finished = False
-    sim.start(interval=args.tick)
     try:
-        with Live(_progress(sim, url, started), console=console, refresh_per_second=4) as live:
-            while True:
-                if sim.all_terminal() and sim.next_due() is None:
-                    finished = True
-                    break
-                if args.duration is not None and time.monotonic() - started >= args.duration:
-                    break
-                time.sleep(0.25)
-                live.update(_progress(sim, url, started))
-            sim.stop()
-            sim.drain()
-            live.update(_progress(sim, url, started))
+        finished = _watch(sim, url, args, console)
         if args.linger > 0:
             console.print(f"all events sent; serving the API {args.linger:g} s more")
             time.sleep(args.linger)
@@ -271,6 +264,33 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
         if local is not None:
             local.stop()
+    _report(sim, console, finished, args.summary_json)
+    return 0
+
+
+def _watch(sim: Simulator, url: str, args: argparse.Namespace, console: Console) -> bool:
+    """Run the simulator with a live progress table until every run and job is terminal (True)
+    or ``--duration`` is up (False); then send what is still due."""
+    started = time.monotonic()
+    finished = False
+    sim.start(interval=args.tick)
+    with Live(_progress(sim, url, started), console=console, refresh_per_second=4) as live:
+        while True:
+            if sim.all_terminal() and sim.next_due() is None:
+                finished = True
+                break
+            if args.duration is not None and time.monotonic() - started >= args.duration:
+                break
+            time.sleep(0.25)
+            live.update(_progress(sim, url, started))
+        sim.stop()
+        sim.drain()
+        live.update(_progress(sim, url, started))
+    return finished
+
+
+def _report(sim: Simulator, console: Console, finished: bool, summary_json: str | None) -> None:
+    """The summary table, one line of final counts, and the ground truth file if asked for."""
     console.print(_summary(sim))
     truth = sim.ground_truth()
     runs = truth["runs"].values()
@@ -283,10 +303,9 @@ def main(argv: list[str] | None = None) -> int:
         f"dropped events {len(truth['dropped_events'])}, "
         f"max concurrent imports {truth['max_active_import_jobs']}"
     )
-    if args.summary_json:
-        with open(args.summary_json, "w", encoding="utf-8") as handle:
+    if summary_json:
+        with open(summary_json, "w", encoding="utf-8") as handle:
             json.dump(truth, handle, indent=2, default=str)
-    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

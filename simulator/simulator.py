@@ -46,6 +46,9 @@ from simulator.state import (
     JOB_TERMINAL,
     RUN_TERMINAL,
     Action,
+    ImportJob,
+    ReadSet,
+    Run,
     World,
 )
 
@@ -537,70 +540,9 @@ class Simulator:
         the outputs written, delivery counters and dropped events."""
         with self.world.lock:
             world = self.world
-            runs = {
-                run.run_id: {
-                    "uuid": run.uuid,
-                    "name": run.name,
-                    "status": run.status,
-                    "planned_outcome": run.planned_outcome,
-                    "terminal": run.status in RUN_TERMINAL,
-                    "failureReason": run.failure_reason,
-                    "statusMessage": run.status_message,
-                    "tags": dict(run.tags),
-                    "workflowId": run.workflow_id,
-                    "workflowName": run.workflow_name,
-                    "outputUri": run.output_uri,
-                    "runOutputUri": run.run_output_uri,
-                    "outputs_uri": run.outputs_written_to,
-                    "outputs": run.outputs if run.outputs_written_to else None,
-                    "creationTime": run.creation_time,
-                    "startTime": run.start_time,
-                    "stopTime": run.stop_time,
-                    "tasks": {
-                        task.task_id: {
-                            "name": task.plan.name,
-                            "status": task.status,
-                            "failureReason": task.failure_reason,
-                        }
-                        for task in run.tasks.values()
-                    },
-                }
-                for run in world.runs.values()
-            }
-            jobs = {
-                job.job_id: {
-                    "sequenceStoreId": job.store_id,
-                    "status": job.status,
-                    "terminal": job.status in JOB_TERMINAL,
-                    "statusMessage": job.status_message,
-                    "origin": job.origin,
-                    "clientToken": job.client_token,
-                    "sources": [
-                        {
-                            "source1": s.source1,
-                            "source2": s.source2,
-                            "sampleId": s.sample_id,
-                            "status": s.status,
-                            "statusMessage": s.status_message,
-                            "readSetId": s.read_set_id,
-                            "failure": s.failure_kind,
-                        }
-                        for s in job.sources
-                    ],
-                }
-                for job in world.jobs.values()
-            }
-            read_sets = {
-                rs.read_set_id: {
-                    "status": rs.status,
-                    "sequenceStoreId": rs.store_id,
-                    "creationJobId": rs.job_id,
-                    "sampleId": rs.sample_id,
-                    "source1": rs.source1,
-                    "source2": rs.source2,
-                }
-                for rs in world.read_sets.values()
-            }
+            runs = {run.run_id: _run_truth(run) for run in world.runs.values()}
+            jobs = {job.job_id: _job_truth(job) for job in world.jobs.values()}
+            read_sets = {rs.read_set_id: _read_set_truth(rs) for rs in world.read_sets.values()}
             truth = {
                 "runs": runs,
                 "import_jobs": jobs,
@@ -641,3 +583,67 @@ class Simulator:
             "reordered": sum(stats.reordered.values()),
             "api_calls": len(self.request_log),
         }
+
+
+def _run_truth(run: Run) -> dict[str, Any]:
+    return {
+        "uuid": run.uuid,
+        "name": run.name,
+        "status": run.status,
+        "planned_outcome": run.planned_outcome,
+        "terminal": run.status in RUN_TERMINAL,
+        "failureReason": run.failure_reason,
+        "statusMessage": run.status_message,
+        "tags": dict(run.tags),
+        "workflowId": run.workflow_id,
+        "workflowName": run.workflow_name,
+        "outputUri": run.output_uri,
+        "runOutputUri": run.run_output_uri,
+        "outputs_uri": run.outputs_written_to,
+        "outputs": run.outputs if run.outputs_written_to else None,
+        "creationTime": run.creation_time,
+        "startTime": run.start_time,
+        "stopTime": run.stop_time,
+        "tasks": {
+            task.task_id: {
+                "name": task.plan.name,
+                "status": task.status,
+                "failureReason": task.failure_reason,
+            }
+            for task in run.tasks.values()
+        },
+    }
+
+
+def _job_truth(job: ImportJob) -> dict[str, Any]:
+    return {
+        "sequenceStoreId": job.store_id,
+        "status": job.status,
+        "terminal": job.status in JOB_TERMINAL,
+        "statusMessage": job.status_message,
+        "origin": job.origin,
+        "clientToken": job.client_token,
+        "sources": [
+            {
+                "source1": s.source1,
+                "source2": s.source2,
+                "sampleId": s.sample_id,
+                "status": s.status,
+                "statusMessage": s.status_message,
+                "readSetId": s.read_set_id,
+                "failure": s.failure_kind,
+            }
+            for s in job.sources
+        ],
+    }
+
+
+def _read_set_truth(rs: ReadSet) -> dict[str, Any]:
+    return {
+        "status": rs.status,
+        "sequenceStoreId": rs.store_id,
+        "creationJobId": rs.job_id,
+        "sampleId": rs.sample_id,
+        "source1": rs.source1,
+        "source2": rs.source2,
+    }
