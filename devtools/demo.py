@@ -247,16 +247,7 @@ def run_demo(
             aws = stack.enter_context(local_aws())
             console.print(f"[dim]local AWS (moto) at {aws.endpoint_url}[/dim]")
         endpoint = os.environ.get("AWS_ENDPOINT_URL_SQS") or os.environ.get("AWS_ENDPOINT_URL")
-
-        receiver: Ngs360Receiver | None = None
-        if settings.ngs360_api_url is None:  # no NGS360 configured: a local one that checks
-            key = uuid.uuid4().hex
-            receiver = stack.enter_context(Ngs360Receiver(key))
-            settings = settings.model_copy(
-                update={"ngs360_api_url": receiver.url, "ngs360_api_key": SecretStr(key)}
-            )
-            console.print(f"[dim]NGS360 callback receiver at {receiver.url}[/dim]")
-
+        settings, receiver = _with_receiver(stack, settings, console)
         settings = import_demo.with_imports(settings)  # read files dropped in S3 get imported
         app = create_app(settings)
         runtime = app.runtime  # type: ignore[attr-defined]
@@ -268,7 +259,6 @@ def run_demo(
         )["QueueUrl"]
         output_bucket = "omics-events-demo-outputs"
         _ensure_bucket(runtime.aws.s3, output_bucket)
-
         simulator = Simulator(
             seed=int(time.time()) if seed is None else seed,
             speed=DEMO_SPEED,
@@ -288,67 +278,118 @@ def run_demo(
                 for run in simulator.ground_truth()["runs"].values()
                 if "WESRunId" in run["tags"]
             )
-        server = SimulatorServer(simulator)
-        omics_url = server.start()
-        stack.callback(server.stop)
-        os.environ["AWS_ENDPOINT_URL_OMICS"] = omics_url
-        console.print(f"[dim]HealthOmics simulator at {omics_url}[/dim]")
-
+        _serve_omics(stack, simulator, console)
         stack.enter_context(embedded_worker(app))
-        poller = Poller(
-            app,
-            PollerOptions(
-                queue_urls=[queue_url],
-                receivers=2,
-                wait_seconds=1,
-                sweep_interval=2.0,
-                report_interval=3600.0,
-            ),
-            report=lambda _snapshot: None,
-        )
-        poll_thread = threading.Thread(target=poller.run, name="poller", daemon=True)
-        poll_thread.start()
-        stack.callback(poll_thread.join, 30)
-        stack.callback(poller.stop)
-
+        poller = _start_poller(stack, app, queue_url)
         simulator.start()
         stack.callback(simulator.stop)
         import_demo.drop_lab_files(simulator)
-        deadline = time.monotonic() + timeout
-        progress = DemoProgress()
-        with Live(console=console, refresh_per_second=4) as live:
-            while time.monotonic() < deadline:
-                simulated_done = simulator.all_terminal() and simulator.next_due() is None
-                if simulated_done:
-                    simulator.drain()
-                emitted_ids = {event["id"] for event in simulator.delivered_events}
-                progress = _measure(runtime.engine, simulator, poller, emitted_ids)
-                live.update(Group(progress.table("omics-events demo (running)")))
-                if (
-                    simulated_done
-                    and progress.pending == 0
-                    and progress.distinct
-                    and import_demo.settled(runtime.engine, settings)
-                ):
-                    break
-                time.sleep(0.25)
-        progress.dropped = len(simulator.dropped_events)
-        console.print(progress.table("omics-events demo"))
-        truth = simulator.ground_truth()
-        final: dict[str, int] = {}
-        for run in truth["runs"].values():
-            final[run["status"]] = final.get(run["status"], 0) + 1
-        console.print(f"runs by final status: {final}")
-        console.print(_callbacks_table(runtime.engine, truth, receiver))
-        console.print(import_demo.summary_table(runtime.engine))
-        console.print(f"archive: {runtime.archive.location(runtime.archive.prefix)}")
-        if local:
-            console.print(
-                "[dim](the local moto server and its objects stop with the demo; "
-                "ARCHIVE_URI=file://./.omics-events/archive keeps them)[/dim]"
-            )
-        failures = callback_failures(runtime.engine, truth)
-        if failures is not None:
-            console.print(f"[red]demo failed: {failures}[/red]", highlight=False)
-            return 1
-        return 0 if progress.pending == 0 else 1
+        progress = _watch(console, runtime.engine, settings, simulator, poller, timeout)
+        return _report(console, runtime, simulator, receiver, progress, local)
+
+
+def _with_receiver(
+    stack: ExitStack, settings: Settings, console: Console
+) -> tuple[Settings, Ngs360Receiver | None]:
+    """No NGS360 configured: a local receiver that answers as the real server does, and the
+    settings pointed at it with a fresh key."""
+    if settings.ngs360_api_url is not None:
+        return settings, None
+    key = uuid.uuid4().hex
+    receiver = stack.enter_context(Ngs360Receiver(key))
+    settings = settings.model_copy(
+        update={"ngs360_api_url": receiver.url, "ngs360_api_key": SecretStr(key)}
+    )
+    console.print(f"[dim]NGS360 callback receiver at {receiver.url}[/dim]")
+    return settings, receiver
+
+
+def _serve_omics(stack: ExitStack, simulator: Simulator, console: Console) -> None:
+    """The simulator's HealthOmics API over HTTP, and this process's omics clients sent there."""
+    server = SimulatorServer(simulator)
+    omics_url = server.start()
+    stack.callback(server.stop)
+    os.environ["AWS_ENDPOINT_URL_OMICS"] = omics_url
+    console.print(f"[dim]HealthOmics simulator at {omics_url}[/dim]")
+
+
+def _start_poller(stack: ExitStack, app: Any, queue_url: str) -> Poller:
+    """The SQS poller in a thread, stopped and joined when the demo ends."""
+    poller = Poller(
+        app,
+        PollerOptions(
+            queue_urls=[queue_url],
+            receivers=2,
+            wait_seconds=1,
+            sweep_interval=2.0,
+            report_interval=3600.0,
+        ),
+        report=lambda _snapshot: None,
+    )
+    poll_thread = threading.Thread(target=poller.run, name="poller", daemon=True)
+    poll_thread.start()
+    stack.callback(poll_thread.join, 30)
+    stack.callback(poller.stop)
+    return poller
+
+
+def _watch(
+    console: Console,
+    engine: Engine,
+    settings: Settings,
+    simulator: Simulator,
+    poller: Poller,
+    timeout: float,
+) -> DemoProgress:
+    """The live table until the simulated account is done and every event it emitted is
+    handled (and the imports and metrics have settled), or ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    progress = DemoProgress()
+    with Live(console=console, refresh_per_second=4) as live:
+        while time.monotonic() < deadline:
+            simulated_done = simulator.all_terminal() and simulator.next_due() is None
+            if simulated_done:
+                simulator.drain()
+            emitted_ids = {event["id"] for event in simulator.delivered_events}
+            progress = _measure(engine, simulator, poller, emitted_ids)
+            live.update(Group(progress.table("omics-events demo (running)")))
+            if (
+                simulated_done
+                and progress.pending == 0
+                and progress.distinct
+                and import_demo.settled(engine, settings)
+            ):
+                break
+            time.sleep(0.25)
+    progress.dropped = len(simulator.dropped_events)
+    return progress
+
+
+def _report(
+    console: Console,
+    runtime: Any,
+    simulator: Simulator,
+    receiver: Ngs360Receiver | None,
+    progress: DemoProgress,
+    local: bool,
+) -> int:
+    """The summary tables; the exit status (1 if work is left or callbacks were dead-lettered)."""
+    console.print(progress.table("omics-events demo"))
+    truth = simulator.ground_truth()
+    final: dict[str, int] = {}
+    for run in truth["runs"].values():
+        final[run["status"]] = final.get(run["status"], 0) + 1
+    console.print(f"runs by final status: {final}")
+    console.print(_callbacks_table(runtime.engine, truth, receiver))
+    console.print(import_demo.summary_table(runtime.engine))
+    console.print(f"archive: {runtime.archive.location(runtime.archive.prefix)}")
+    if local:
+        console.print(
+            "[dim](the local moto server and its objects stop with the demo; "
+            "ARCHIVE_URI=file://./.omics-events/archive keeps them)[/dim]"
+        )
+    failures = callback_failures(runtime.engine, truth)
+    if failures is not None:
+        console.print(f"[red]demo failed: {failures}[/red]", highlight=False)
+        return 1
+    return 0 if progress.pending == 0 else 1
