@@ -43,14 +43,10 @@ from simulator.outputs import (
 )
 from simulator.requestlog import RequestLog, RequestRecord
 from simulator.state import (
-    JOB_TERMINAL,
-    RUN_TERMINAL,
     Action,
-    ImportJob,
-    ReadSet,
-    Run,
     World,
 )
+from simulator.truth import world_counts, world_truth
 
 log = logging.getLogger(__name__)
 
@@ -539,18 +535,7 @@ class Simulator:
         """What really happened (JSON-serialisable): every run, task, job, source, read set,
         the outputs written, delivery counters and dropped events."""
         with self.world.lock:
-            world = self.world
-            runs = {run.run_id: _run_truth(run) for run in world.runs.values()}
-            jobs = {job.job_id: _job_truth(job) for job in world.jobs.values()}
-            read_sets = {rs.read_set_id: _read_set_truth(rs) for rs in world.read_sets.values()}
-            truth = {
-                "runs": runs,
-                "import_jobs": jobs,
-                "read_sets": read_sets,
-                "outputs_written": dict(world.outputs_written),
-                "max_active_import_jobs": world.max_active_import_jobs,
-                "import_calls": len(world.import_calls),
-            }
+            truth = world_truth(self.world)
         _delivered, dropped, stats = self.pipeline.snapshot()
         truth["events"] = stats.as_dict()
         truth["dropped_events"] = dropped
@@ -560,22 +545,10 @@ class Simulator:
     def summary(self) -> dict[str, Any]:
         """Counts for progress displays: runs and jobs by status, messages sent."""
         with self.world.lock:
-            run_status: dict[str, int] = {}
-            for run in self.world.runs.values():
-                key = run.status or "SCHEDULED"
-                run_status[key] = run_status.get(key, 0) + 1
-            job_status: dict[str, int] = {}
-            for job in self.world.jobs.values():
-                key = job.status or "SCHEDULED"
-                job_status[key] = job_status.get(key, 0) + 1
-            tasks = sum(len(r.tasks) for r in self.world.runs.values())
-            read_sets = len(self.world.read_sets)
+            counts = world_counts(self.world)
         stats = self.pipeline.snapshot()[2]
         return {
-            "runs": run_status,
-            "import_jobs": job_status,
-            "tasks": tasks,
-            "read_sets": read_sets,
+            **counts,
             "events_emitted": sum(stats.emitted.values()),
             "messages_sent": sum(stats.delivered.values()),
             "duplicated": sum(stats.duplicated.values()),
@@ -583,67 +556,3 @@ class Simulator:
             "reordered": sum(stats.reordered.values()),
             "api_calls": len(self.request_log),
         }
-
-
-def _run_truth(run: Run) -> dict[str, Any]:
-    return {
-        "uuid": run.uuid,
-        "name": run.name,
-        "status": run.status,
-        "planned_outcome": run.planned_outcome,
-        "terminal": run.status in RUN_TERMINAL,
-        "failureReason": run.failure_reason,
-        "statusMessage": run.status_message,
-        "tags": dict(run.tags),
-        "workflowId": run.workflow_id,
-        "workflowName": run.workflow_name,
-        "outputUri": run.output_uri,
-        "runOutputUri": run.run_output_uri,
-        "outputs_uri": run.outputs_written_to,
-        "outputs": run.outputs if run.outputs_written_to else None,
-        "creationTime": run.creation_time,
-        "startTime": run.start_time,
-        "stopTime": run.stop_time,
-        "tasks": {
-            task.task_id: {
-                "name": task.plan.name,
-                "status": task.status,
-                "failureReason": task.failure_reason,
-            }
-            for task in run.tasks.values()
-        },
-    }
-
-
-def _job_truth(job: ImportJob) -> dict[str, Any]:
-    return {
-        "sequenceStoreId": job.store_id,
-        "status": job.status,
-        "terminal": job.status in JOB_TERMINAL,
-        "statusMessage": job.status_message,
-        "origin": job.origin,
-        "clientToken": job.client_token,
-        "sources": [
-            {
-                "source1": s.source1,
-                "source2": s.source2,
-                "sampleId": s.sample_id,
-                "status": s.status,
-                "statusMessage": s.status_message,
-                "readSetId": s.read_set_id,
-                "failure": s.failure_kind,
-            }
-            for s in job.sources
-        ],
-    }
-
-
-def _read_set_truth(rs: ReadSet) -> dict[str, Any]:
-    return {
-        "status": rs.status,
-        "sequenceStoreId": rs.store_id,
-        "creationJobId": rs.job_id,
-        "sampleId": rs.sample_id,
-        "source1": rs.source1,
-        "source2": rs.source2,
-    }
