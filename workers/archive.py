@@ -60,14 +60,15 @@ from eventlog.store import StoredEvent, as_utc
 from eventlog.tables import events
 from schemas.flatten import FLATTEN_STYLES
 from schemas.parsing import OMICS_SOURCE, canonical_json
+from schemas.vocabulary import Stage
 from workers.follower_loop import Followed, FollowerLoop, FollowerStep, follower_id
 from workers.runtime import Runtime, runtime_of
 from workers.storage import BATCH_CONTENT_TYPE, UnsafeKey, batch_key, flattened_key
 
 log = logging.getLogger(__name__)
 
-STAGE = "archive"
-QUEUE = "archive"
+STAGE = Stage.ARCHIVE
+QUEUE = Stage.ARCHIVE.value
 CURSOR = "archive"
 #: How long a follower's lease lasts without renewal (renewed every pass), at least: a worker
 #: killed mid-put holds up the archive no longer than this.  Two followers writing at once
@@ -312,7 +313,7 @@ class ArchivePoolStep(FollowerStep):
 
     def create(self, parent: Any) -> FollowerLoop:
         runtime = runtime_of(parent.app)
-        follower = Followed("archive", ArchiveFollower(runtime), drain=DRAIN)
+        follower = Followed(STAGE, ArchiveFollower(runtime), drain=DRAIN)
         return FollowerLoop("archive-pool", runtime.settings.archive_batch_seconds, [follower])
 
 

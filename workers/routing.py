@@ -11,6 +11,7 @@ from schemas.imports import parse_rules
 from schemas.parsing import OMICS_SOURCE, ParsedEvent
 from schemas.s3 import S3ObjectCreated
 from schemas.settings import Settings
+from schemas.vocabulary import IMPORT_JOB_STATUS_CHANGE, RUN_STATUS_CHANGE, Stage
 
 #: What every accepted event owes up front: nothing but its own stages.  Archiving is not a
 #: stage any more: the archive pool follows the log (:mod:`workers.archive`) and puts
@@ -20,7 +21,7 @@ ALWAYS: tuple[str, ...] = ()
 #: with the events, so a replay restores the pipeline's own history too).
 FACT_STAGES: tuple[str, ...] = ()
 #: A run status change is enriched; the enrich stage then owes the callback (docs/design.md §3).
-RUN_STAGES: tuple[str, ...] = ("enrich",)
+RUN_STAGES: tuple[str, ...] = (Stage.ENRICH,)
 #: What a ``Run Status Reconciled`` fact owes (the reconciler appends it).
 RECONCILED_STAGES: tuple[str, ...] = FACT_STAGES + RUN_STAGES
 #: Read-set import work: read files landing in S3 under ``IMPORT_SOURCES`` start
@@ -29,15 +30,15 @@ RECONCILED_STAGES: tuple[str, ...] = FACT_STAGES + RUN_STAGES
 IMPORT_EVENTS: frozenset[tuple[str, str]] = frozenset(
     {
         ("aws.s3", "Object Created"),
-        (OMICS_SOURCE, "Read Set Import Job Status Change"),
+        (OMICS_SOURCE, IMPORT_JOB_STATUS_CHANGE),
     }
 )
-IMPORT_STAGES: tuple[str, ...] = ("imports",)
+IMPORT_STAGES: tuple[str, ...] = (Stage.IMPORTS,)
 
 
 def stages_for(event: ParsedEvent, settings: Settings | None = None) -> tuple[str, ...]:
     """The stages the intake owes for ``event`` when it is first appended."""
-    if event.source == OMICS_SOURCE and event.detail_type == "Run Status Change":
+    if event.source == OMICS_SOURCE and event.detail_type == RUN_STATUS_CHANGE:
         enrich = settings is None or settings.enrich_runs  # ENRICH_RUNS=false: archive only
         return ALWAYS + RUN_STAGES if enrich else ALWAYS
     if (event.source, event.detail_type) in IMPORT_EVENTS and _import_wanted(event, settings):
