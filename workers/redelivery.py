@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, or_, select
+from sqlalchemy import Connection, Row, Select, func, or_, select
 
 from eventlog.projections import rank_of
 from eventlog.store import as_utc
@@ -71,13 +71,19 @@ class DeadCallback:
 
 def dead_callbacks(connection: Connection, filters: Filters = Filters()) -> list[DeadCallback]:
     """The dead-lettered callbacks ``filters`` select, in the order they would be sent."""
+    rows = list(connection.execute(_filtered(_dead_query(), filters)))
+    return [_dead_callback(row) for row in _in_sending_order(rows)]
+
+
+def _dead_query() -> Select[Any]:
+    """Every status event whose latest callback attempt is a final failure, with that attempt."""
     latest = (
         select(deliveries.c.caused_by, func.max(deliveries.c.id).label("last_id"))
         .where(deliveries.c.caused_by.is_not(None))
         .group_by(deliveries.c.caused_by)
         .subquery()
     )
-    query = (
+    return (
         select(
             events.c.event_id,
             events.c.seq,
@@ -96,6 +102,10 @@ def dead_callbacks(connection: Connection, filters: Filters = Filters()) -> list
         .join(events, events.c.event_id == deliveries.c.caused_by)
         .where(deliveries.c.outcome == "dead-lettered")
     )
+
+
+def _filtered(query: Select[Any], filters: Filters) -> Select[Any]:
+    """``query`` narrowed to what ``filters`` select."""
     if filters.status_code is not None:
         query = query.where(deliveries.c.http_status == filters.status_code)
     if filters.since is not None:
@@ -110,7 +120,12 @@ def dead_callbacks(connection: Connection, filters: Filters = Filters()) -> list
                 deliveries.c.wes_run_id == filters.run,
             )
         )
-    rows = list(connection.execute(query))
+    return query
+
+
+def _in_sending_order(rows: list[Row[Any]]) -> list[Row[Any]]:
+    """Runs in the order the log first saw them; within a run, status rank, event time, log
+    order (the stage's own order)."""
     first_seen: dict[str, int] = {}
     for row in rows:
         first_seen[_run_of(row)] = min(first_seen.get(_run_of(row), row.seq), row.seq)
@@ -119,21 +134,22 @@ def dead_callbacks(connection: Connection, filters: Filters = Filters()) -> list
         run = _run_of(row)
         return (first_seen[run], run, rank_of(row.status), as_utc(row.event_time), row.seq)
 
-    return [
-        DeadCallback(
-            event_id=row.event_id,
-            run_uuid=_run_of(row),
-            run_id=row.run_id,
-            wes_run_id=row.wes_run_id,
-            status=(row.status or "").upper(),
-            event_time=as_utc(row.event_time),
-            http_status=row.http_status,
-            reason=row.reason,
-            response_body=row.response_body,
-            dead_at=as_utc(row.created_at),
-        )
-        for row in sorted(rows, key=order)
-    ]
+    return sorted(rows, key=order)
+
+
+def _dead_callback(row: Row[Any]) -> DeadCallback:
+    return DeadCallback(
+        event_id=row.event_id,
+        run_uuid=_run_of(row),
+        run_id=row.run_id,
+        wes_run_id=row.wes_run_id,
+        status=(row.status or "").upper(),
+        event_time=as_utc(row.event_time),
+        http_status=row.http_status,
+        reason=row.reason,
+        response_body=row.response_body,
+        dead_at=as_utc(row.created_at),
+    )
 
 
 def _run_of(row: Row[Any]) -> str:
