@@ -72,8 +72,8 @@ from schemas.vocabulary import SOURCE_READY
 from workers.aws import client_config
 from workers.concurrency import ConcurrencyLimiter
 from workers.errors import PermanentError, RetryLater
-from workers.omics import OmicsError, kind_of
-from workers.ratelimit import GlobalRateLimiter, RateLimitTimeout
+from workers.omics import OmicsError, call
+from workers.ratelimit import GlobalRateLimiter
 from workers.routing import FACT_STAGES
 from workers.runtime import Runtime
 
@@ -166,21 +166,10 @@ class ImportsApi:
     def _take_token(self, **_: Any) -> None:
         self.limiter.wait(IMPORT_CALLS)
 
-    def _call(self, operation: str, fn: Any, **kwargs: Any) -> dict[str, Any]:
-        try:
-            return dict(fn(**kwargs))
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            code = str(details.get("Code") or "ClientError")
-            message = str(details.get("Message") or "")
-            raise OmicsError(operation, code, message, kind_of(code)) from error
-        except RateLimitTimeout as error:
-            raise OmicsError(operation, "RateLimitTimeout", str(error), "wait") from error
-
     def start(
         self, store_id: str, role_arn: str, client_token: str, sources: list[dict[str, Any]]
     ) -> dict[str, Any]:
-        return self._call(
+        response = call(
             "StartReadSetImportJob",
             self.client.start_read_set_import_job,
             sequenceStoreId=store_id,
@@ -188,14 +177,16 @@ class ImportsApi:
             clientToken=client_token,
             sources=sources,
         )
+        return dict(response)
 
     def get(self, store_id: str, job_id: str) -> dict[str, Any]:
-        return self._call(
+        response = call(
             "GetReadSetImportJob",
             self.client.get_read_set_import_job,
             sequenceStoreId=store_id,
             id=job_id,
         )
+        return dict(response)
 
 
 class ImportServices:
