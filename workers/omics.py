@@ -7,6 +7,10 @@ limit must hold across all workers *and* across botocore's own retries.  The cli
 retry botocore makes — so a burst of 429s cannot turn into a burst of retries above the quota.
 Retries themselves are botocore's (``AWS_RETRY_MODE``, ``standard`` by default).
 
+Every call goes through :func:`call`, which turns botocore's errors into an :class:`OmicsError`;
+the imports pool (:mod:`workers.imports.services`) wraps its calls with it too, under a budget
+of its own.
+
 Errors are sorted into what a stage does with them (reference §4.1):
 
 ============================================  ===========  ==================================
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import boto3
@@ -78,6 +83,23 @@ def as_retry_later(error: OmicsError) -> RetryLater:
     return RetryLater(str(error), random.uniform(1.0, 4.0))
 
 
+def call(operation: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """``fn(**kwargs)``, whose botocore error or slot timeout becomes an :class:`OmicsError`.
+
+    The one wrapper of every HealthOmics call: the run stages' (:class:`OmicsApi`) and the
+    imports pool's (:class:`workers.imports.services.ImportsApi`), so both classify alike.
+    """
+    try:
+        return fn(**kwargs)
+    except ClientError as error:
+        details = error.response.get("Error", {})
+        code = str(details.get("Code") or "ClientError")
+        message = str(details.get("Message") or "")
+        raise OmicsError(operation, code, message, kind_of(code)) from error
+    except RateLimitTimeout as error:
+        raise OmicsError(operation, "RateLimitTimeout", str(error), "wait") from error
+
+
 class OmicsApi:
     """The omics operations the enrich, callback and reconcile stages need."""
 
@@ -96,19 +118,8 @@ class OmicsApi:
     def _take_slot(self, event_name: str = "", **_: Any) -> None:
         self.limiter.wait(event_name.rsplit(".", 1)[-1])
 
-    def _call(self, operation: str, fn: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(**kwargs)
-        except ClientError as error:
-            details = error.response.get("Error", {})
-            code = str(details.get("Code") or "ClientError")
-            message = str(details.get("Message") or "")
-            raise OmicsError(operation, code, message, kind_of(code)) from error
-        except RateLimitTimeout as error:
-            raise OmicsError(operation, "RateLimitTimeout", str(error), "wait") from error
-
     def get_run(self, run_id: str) -> dict[str, Any]:
-        response = self._call("GetRun", self.client.get_run, id=run_id)
+        response = call("GetRun", self.client.get_run, id=run_id)
         return dict(response)
 
     def list_runs(self) -> list[dict[str, Any]]:
@@ -120,7 +131,7 @@ class OmicsApi:
             for page in paginator.paginate(PaginationConfig={"PageSize": 100}):
                 listed.extend(page.get("items", []))
 
-        self._call("ListRuns", collect)
+        call("ListRuns", collect)
         return listed
 
     def list_run_tasks(self, run_id: str) -> list[dict[str, Any]]:
@@ -133,5 +144,5 @@ class OmicsApi:
             for page in pages:
                 tasks.extend(page.get("items", []))
 
-        self._call("ListRunTasks", collect)
+        call("ListRunTasks", collect)
         return tasks
