@@ -40,7 +40,7 @@ def test_every_redis_client_of_locks_and_limiters_has_the_timeouts(
     slots = ConcurrencyLimiter.from_settings(settings, "t", limit=1, ttl=5)
     pools = [
         redis_client(settings).connection_pool,
-        limiter._strategy.storage.storage.connection_pool,  # type: ignore[attr-defined]
+        limiter._windows._client.connection_pool,  # type: ignore[attr-defined]
         slots._slots._client.connection_pool,  # type: ignore[attr-defined]
     ]
     for pool in pools:

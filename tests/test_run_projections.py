@@ -9,14 +9,11 @@ answer never overwrites one with it).
 from __future__ import annotations
 
 import random
-import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from limits.storage import RedisStorage
 from sqlalchemy import delete, select
 
 from eventlog import projections
@@ -27,7 +24,6 @@ from schemas.ngs360 import build_payload, skip_reason, truncate
 from schemas.settings import Settings
 from workers.callback import callback_endpoint, resolve_target, tag_problem
 from workers.enrich import console_url, log_urls, output_mapping
-from workers.ratelimit import GlobalRateLimiter
 
 T0 = datetime(2026, 1, 22, 22, 16, 9, tzinfo=UTC)
 RECEIVED = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
@@ -433,30 +429,3 @@ def test_default_allow_list_is_the_api_host_and_the_path_is_fixed() -> None:
     refused = resolve_target(settings, "https://evil.example.net")
     assert refused.url == resolve_target(settings, None).url and refused.refused
     assert resolve_target(Settings(), None).url is None  # callbacks not configured
-
-
-# --- the padded rate window -------------------------------------------------------------------
-
-
-def test_padded_window_keeps_arrivals_under_the_rate(redis_url: str, redis_prefix: str) -> None:
-    """Two limiters (two processes' worth) sharing Redis; grants stay N per 1 s + margin."""
-    storage = RedisStorage(redis_url, key_prefix=redis_prefix)
-    stamps: list[float] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        limiter = GlobalRateLimiter(storage, {"GetRun": 3}, margin=0.3)
-        for _ in range(4):
-            limiter.wait("GetRun")
-            with lock:
-                stamps.append(time.monotonic())
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stamps.sort()
-    assert len(stamps) == 8
-    # a grant may arrive up to ~0.25 s late and still fit: no 1.25 s span holds 4 grants
-    assert all(sum(1 for t in stamps if start <= t < start + 1.25) <= 3 for start in stamps)

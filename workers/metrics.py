@@ -4,8 +4,8 @@ Why from the log: every metric is a function of a fact in ``events`` (or a row o
 ``dead_letters``), so a count in CloudWatch can be checked against a count in the log, a lost
 worker loses nothing, and a metric can be added later and computed for the past.  The pool
 follows the log with a cursor (:mod:`eventlog.cursors`): every ``METRICS_FLUSH_INTERVAL``
-seconds it reads what was appended since, turns it into datapoints (:func:`datums_for_event`,
-:func:`datums_for_dead_letter`), aggregates them per metric, dimensions and minute into
+seconds it reads what was appended since, turns it into datapoints by the catalogue's rules
+(:mod:`workers.metrics_catalogue`), aggregates them per metric, dimensions and minute into
 ``StatisticValues`` (one metric datum can stand for thousands of events), sends them with
 ``PutMetricData`` in calls of at most ``METRICS_BATCH_SIZE`` (CloudWatch's limit is 1000), and
 only then moves the cursor.  At shutdown it flushes once more.
@@ -23,7 +23,8 @@ metrics workers may run; a lease on the cursor lets exactly one of them follow t
 time.  The same loop runs the alerts follower (:mod:`workers.alerts`), with its own cursor, so a
 CloudWatch outage does not hold up alerts and an SNS outage does not hold up metrics.
 
-``docs/metrics.md`` is the catalogue (:data:`CATALOGUE`); a test keeps the two in step.
+``docs/metrics.md`` is the catalogue (:data:`~workers.metrics_catalogue.CATALOGUE`); a test
+keeps the two in step.
 """
 
 from __future__ import annotations
@@ -41,18 +42,40 @@ from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import Connection, func, select
 
 from eventlog import cursors, store
-from eventlog import import_projections as imports
-from eventlog.store import StoredEvent, as_utc, utcnow
+from eventlog.store import as_utc, utcnow
 from eventlog.tables import dead_letters, events
-from schemas.vocabulary import (
-    CALLBACK_DELIVERED,
-    CALLBACK_FAILED,
-    EVENT_ARCHIVED,
-    TERMINAL_STATUSES,
-)
 from workers.aws import client_config
 from workers.follower_loop import LEASE, follower_id
+from workers.metrics_catalogue import (
+    CATALOGUE,
+    METRICS,
+    Datum,
+    MetricSpec,
+    catalogue_table,
+    datums_for_dead_letter,
+    datums_for_event,
+    event_fact,
+    needed_for,
+)
 from workers.runtime import Runtime
+
+__all__ = [
+    "CATALOGUE",
+    "CURSOR",
+    "METRICS",
+    "QUEUE",
+    "Aggregator",
+    "Batch",
+    "Datum",
+    "EmitterStats",
+    "MetricSpec",
+    "MetricsEmitter",
+    "catalogue_table",
+    "datums_for_dead_letter",
+    "datums_for_event",
+    "metrics_status",
+    "read_batch",
+]
 
 log = logging.getLogger(__name__)
 
@@ -62,214 +85,6 @@ CURSOR = "cloudwatch"
 READ_LIMIT = 5000
 #: CloudWatch refuses datapoints older than two weeks.
 MAX_AGE = timedelta(days=14) - timedelta(hours=1)
-
-
-# --- the catalogue ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MetricSpec:
-    """One metric: its name, unit, dimension names, and when a datapoint is emitted."""
-
-    name: str
-    unit: str
-    dimensions: tuple[str, ...]
-    when: str
-
-
-CATALOGUE: tuple[MetricSpec, ...] = (
-    MetricSpec(
-        "EventsReceived",
-        "Count",
-        ("DetailType",),
-        "an event from HealthOmics or S3 is appended to the log (a duplicate delivery is not)",
-    ),
-    MetricSpec(
-        "EventsRejected",
-        "Count",
-        (),
-        "an event is refused at intake (malformed, source or account not allowed): a dead "
-        "letter of kind `rejected`",
-    ),
-    MetricSpec(
-        "RunStatusChanges",
-        "Count",
-        ("Status",),
-        "a `Run Status Change` is appended",
-    ),
-    MetricSpec(
-        "RunDuration",
-        "Seconds",
-        ("Status",),
-        "a `Run Status Change` to COMPLETED, FAILED, CANCELLED or DELETED is appended: its time "
-        "minus the time of the run's first status event in the log",
-    ),
-    MetricSpec(
-        "TaskStatusChanges",
-        "Count",
-        ("Status",),
-        "a `Task Status Change` is appended",
-    ),
-    MetricSpec(
-        "ImportJobsSucceeded",
-        "Count",
-        (),
-        "a `Read Set Import Job Status Change` to COMPLETED is appended (any job, ours or not)",
-    ),
-    MetricSpec(
-        "ImportJobsFailed",
-        "Count",
-        (),
-        "a `Read Set Import Job Status Change` to FAILED or COMPLETED_WITH_FAILURES is appended",
-    ),
-    MetricSpec(
-        "ImportJobsStarted",
-        "Count",
-        (),
-        "the imports pool started an import job (`Import Job Started`), first attempts and "
-        "retries alike",
-    ),
-    MetricSpec(
-        "ImportRetries",
-        "Count",
-        (),
-        "the imports pool started a retry job: one datapoint per source it re-submits "
-        "(`Import Job Started` with attempt > 1)",
-    ),
-    MetricSpec(
-        "ImportsExhausted",
-        "Count",
-        ("Reason",),
-        "sources are given up (`Import Sources Failed`), one per source; Reason `permanent` "
-        "(access, missing file, format, validation) or `exhausted` (attempts used up)",
-    ),
-    MetricSpec(
-        "ImportFilesRejected",
-        "Count",
-        (),
-        "a file under a watched prefix will not be imported (`Import File Rejected`: junk "
-        "name, no ids, no reference for an aligned file)",
-    ),
-    MetricSpec(
-        "CallbacksDelivered",
-        "Count",
-        (),
-        "a callback was accepted by NGS360 (`Callback Delivered`)",
-    ),
-    MetricSpec(
-        "CallbacksFailed",
-        "Count",
-        (),
-        "a callback attempt failed (`Callback Failed`, retried or final)",
-    ),
-    MetricSpec(
-        "DeadLetters",
-        "Count",
-        ("Kind",),
-        "a dead letter is written; Kind `rejected`, `stage`, `import`, `security`, …",
-    ),
-    MetricSpec(
-        "PipelineLatency",
-        "Seconds",
-        ("Stage",),
-        "an event's callback is delivered (Stage `callback`): the time the `Callback Delivered` "
-        "fact was logged minus the event's own time (Stage `archive`: only for the `Event "
-        "Archived` facts of a log from before batched archiving)",
-    ),
-)
-METRICS: dict[str, MetricSpec] = {spec.name: spec for spec in CATALOGUE}
-
-
-@dataclass(frozen=True)
-class Datum:
-    """One observation of one metric."""
-
-    name: str
-    value: float
-    timestamp: datetime
-    dimensions: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def unit(self) -> str:
-        return METRICS[self.name].unit
-
-
-def _datum(name: str, value: float, when: datetime, **dimensions: str) -> Datum:
-    spec = METRICS[name]
-    dims = tuple((key, str(dimensions[key])[:255]) for key in spec.dimensions)
-    return Datum(name, float(value), as_utc(when), dims)
-
-
-def _detail(event: StoredEvent) -> dict[str, Any]:
-    detail = event.payload.get("detail") if isinstance(event.payload, dict) else None
-    return detail if isinstance(detail, dict) else {}
-
-
-def datums_for_event(
-    event: StoredEvent,
-    *,
-    cause_time: datetime | None = None,
-    run_started: datetime | None = None,
-) -> list[Datum]:
-    """The datapoints one logged event stands for (the catalogue's "when" column).
-
-    ``cause_time`` is the event time of what a pipeline fact was caused by (for latency);
-    ``run_started`` the time of a run's first status event (for its duration).
-    """
-    when = event.received_at
-    out: list[Datum] = []
-    status = (event.status or "").upper()
-    if event.origin == "aws":
-        out.append(_datum("EventsReceived", 1, when, DetailType=event.detail_type))
-        if event.source == "aws.omics":
-            if event.detail_type == "Run Status Change" and status:
-                out.append(_datum("RunStatusChanges", 1, when, Status=status))
-                if status in TERMINAL_STATUSES and run_started is not None:
-                    seconds = (as_utc(event.event_time) - as_utc(run_started)).total_seconds()
-                    out.append(_datum("RunDuration", max(0.0, seconds), when, Status=status))
-            elif event.detail_type == "Task Status Change" and status:
-                out.append(_datum("TaskStatusChanges", 1, when, Status=status))
-            elif event.detail_type == imports.IMPORT_JOB_STATUS_CHANGE:
-                if status == "COMPLETED":
-                    out.append(_datum("ImportJobsSucceeded", 1, when))
-                elif status in {"FAILED", "COMPLETED_WITH_FAILURES"}:
-                    out.append(_datum("ImportJobsFailed", 1, when))
-        return out
-    detail = _detail(event)
-    if event.detail_type == EVENT_ARCHIVED and cause_time is not None:
-        latency = (as_utc(when) - as_utc(cause_time)).total_seconds()
-        out.append(_datum("PipelineLatency", max(0.0, latency), when, Stage="archive"))
-    elif event.detail_type == CALLBACK_DELIVERED:
-        out.append(_datum("CallbacksDelivered", 1, when))
-        if cause_time is not None:
-            latency = (as_utc(when) - as_utc(cause_time)).total_seconds()
-            out.append(_datum("PipelineLatency", max(0.0, latency), when, Stage="callback"))
-    elif event.detail_type == CALLBACK_FAILED:
-        out.append(_datum("CallbacksFailed", 1, when))
-    elif event.detail_type == imports.JOB_STARTED:
-        out.append(_datum("ImportJobsStarted", 1, when))
-        if int(detail.get("attempt") or 1) > 1:
-            sources = len(detail.get("sourceKeys") or [])
-            if sources:
-                out.append(_datum("ImportRetries", sources, when))
-    elif event.detail_type == imports.SOURCES_FAILED:
-        reasons: dict[str, int] = {}
-        for item in detail.get("sources") or []:
-            if isinstance(item, dict):
-                reason = "permanent" if item.get("classification") == "permanent" else "exhausted"
-                reasons[reason] = reasons.get(reason, 0) + 1
-        for reason, count in sorted(reasons.items()):
-            out.append(_datum("ImportsExhausted", count, when, Reason=reason))
-    elif event.detail_type == imports.FILE_REJECTED:
-        out.append(_datum("ImportFilesRejected", 1, when))
-    return out
-
-
-def datums_for_dead_letter(kind: str, created_at: datetime) -> list[Datum]:
-    out = [_datum("DeadLetters", 1, created_at, Kind=kind)]
-    if kind == "rejected":
-        out.append(_datum("EventsRejected", 1, created_at))
-    return out
 
 
 @dataclass
@@ -395,24 +210,14 @@ def read_batch(connection: Connection, cursor: cursors.Cursor, *, limit: int = R
         .order_by(dead_letters.c.id)
         .limit(limit)
     ).all()
+    facts = [(e, event_fact(e)) for e in stored]  # what the catalogue's readers need looked up
     causes = _cause_times(
         connection,
-        {
-            e.caused_by
-            for e in stored
-            if e.caused_by and e.detail_type in {EVENT_ARCHIVED, CALLBACK_DELIVERED}
-        },
+        {e.caused_by for e, f in facts if e.caused_by and needed_for(f, "cause_time")},
     )
     starts = _run_starts(
         connection,
-        {
-            e.resource_id
-            for e in stored
-            if e.resource_id
-            and e.origin == "aws"
-            and e.detail_type == "Run Status Change"
-            and (e.status or "").upper() in TERMINAL_STATUSES
-        },
+        {e.resource_id for e, f in facts if e.resource_id and needed_for(f, "run_started")},
     )
     aggregator = Aggregator()
     oldest = utcnow() - MAX_AGE
@@ -607,12 +412,3 @@ def metrics_status(connection: Connection) -> dict[str, Any]:
             else None
         )
     return status
-
-
-def catalogue_table() -> str:
-    """The Markdown table of ``docs/metrics.md``, generated from :data:`CATALOGUE`."""
-    rows = ["| metric | unit | dimensions | emitted when |", "|---|---|---|---|"]
-    for spec in CATALOGUE:
-        dims = ", ".join(f"`{d}`" for d in spec.dimensions) or "(none)"
-        rows.append(f"| `{spec.name}` | {spec.unit} | {dims} | {spec.when} |")
-    return "\n".join(rows)

@@ -45,7 +45,7 @@ from eventlog.tables import events, run_checks, runs
 from workers.omics import OmicsApi, OmicsError
 from workers.outbox import publish_owed
 from workers.routing import RECONCILED_STAGES
-from workers.runtime import runtime_of
+from workers.runtime import Runtime, runtime_of
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,45 @@ def _discover(runtime: Any, api: OmicsApi, cutoff: datetime, report: ReconcileRe
     return appended
 
 
+def _check_run(
+    runtime: Runtime, api: OmicsApi, row: Any, report: ReconcileReport, appended: list[str]
+) -> bool:
+    """Ask GetRun about one due run and record what it says; False when throttled."""
+    try:
+        run = api.get_run(row.run_id)
+    except OmicsError as error:
+        if error.kind in {"wait", "quota"}:
+            report.throttled = True
+            return False
+        with runtime.engine.begin() as connection:
+            _mark_checked(connection, row.run_uuid, None, error.code)
+        if error.kind == "gone":
+            report.gone += 1
+        else:
+            report.errors += 1
+        log.warning("reconcile: GetRun %s failed: %s", row.run_id, error)
+        return True
+    report.checked += 1
+    api_status = str(run.get("status") or "").upper()
+    with runtime.engine.begin() as connection:
+        if str(run.get("uuid") or "") != row.run_uuid:
+            # the id now names another run: ours was deleted, and no event said so
+            _mark_checked(connection, row.run_uuid, api_status, "id-reused")
+            report.gone += 1
+            return True
+        if rank_of(api_status) > row.status_rank:
+            entry = reconciled_entry(row, run)
+            if store.append(connection, entry, RECONCILED_STAGES):
+                appended.append(entry.event_id)
+            report.reconciled.append((row.run_id, row.status, api_status))
+            result = "reconciled"
+        else:
+            report.unchanged += 1
+            result = "unchanged"
+        _mark_checked(connection, row.run_uuid, api_status, result)
+    return True
+
+
 def reconcile(
     app: Celery,
     *,
@@ -260,38 +299,8 @@ def reconcile(
             report.errors += error.kind not in {"wait", "quota"}
             log.warning("reconcile: discovery stopped: %s", error)
     for row in due:
-        try:
-            run = api.get_run(row.run_id)
-        except OmicsError as error:
-            if error.kind in {"wait", "quota"}:
-                report.throttled = True
-                break
-            with runtime.engine.begin() as connection:
-                _mark_checked(connection, row.run_uuid, None, error.code)
-            if error.kind == "gone":
-                report.gone += 1
-            else:
-                report.errors += 1
-            log.warning("reconcile: GetRun %s failed: %s", row.run_id, error)
-            continue
-        report.checked += 1
-        api_status = str(run.get("status") or "").upper()
-        with runtime.engine.begin() as connection:
-            if str(run.get("uuid") or "") != row.run_uuid:
-                # the id now names another run: ours was deleted, and no event said so
-                _mark_checked(connection, row.run_uuid, api_status, "id-reused")
-                report.gone += 1
-                continue
-            if rank_of(api_status) > row.status_rank:
-                entry = reconciled_entry(row, run)
-                if store.append(connection, entry, RECONCILED_STAGES):
-                    appended.append(entry.event_id)
-                report.reconciled.append((row.run_id, row.status, api_status))
-                result = "reconciled"
-            else:
-                report.unchanged += 1
-                result = "unchanged"
-            _mark_checked(connection, row.run_uuid, api_status, result)
+        if not _check_run(runtime, api, row, report, appended):
+            break  # throttled: the rest wait for the next round
     if appended:
         publish_owed(app, appended)
         log.info("reconciler: %s", report.summary())
