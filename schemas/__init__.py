@@ -1,12 +1,29 @@
-"""Data shapes of the project, with no I/O: import from here, not from the submodules.
+"""Data shapes of the project, with no I/O: what an event, a setting or a payload looks like.
 
-* :mod:`schemas.envelope` — the EventBridge envelope every event shares;
-* :mod:`schemas.omics` — one model per HealthOmics detail-type, the status enums;
+Modules (a package's own docstring lists its modules):
+
+* :mod:`schemas.envelope` — the EventBridge envelope every event shares
+  (:class:`EventBridgeEnvelope`), the SQL column lengths (``COLUMN_LENGTHS``) and the safe id
+  charset (``SAFE_ID_PATTERN``) every bounded field is checked against;
+* :mod:`schemas.omics` (package) — one model per HealthOmics detail-type, the status enums,
+  ``DETAIL_MODELS``;
 * :mod:`schemas.s3` — the S3 ``Object Created`` EventBridge event;
-* :mod:`schemas.parsing` — :func:`parse_event`, the gate every raw event goes through
-  (never raises: a :class:`ParsedEvent` or a :class:`Rejected`);
+* :mod:`schemas.parsing` (package) — :func:`parse_event`, the gate every raw event goes through
+  (never raises: a :class:`ParsedEvent` or a :class:`Rejected`), its limits and
+  :func:`canonical_json`;
 * :mod:`schemas.flatten` — the flattened record forms written to the archive;
-* :mod:`schemas.settings` — every setting of every process.
+* :mod:`schemas.settings` (package) — every setting of every process (:class:`Settings`,
+  :func:`load_settings`) and the documentation generated from them;
+* :mod:`schemas.vocabulary` — the names the log, the stages and the tools agree on (stages,
+  detail-types of the pipeline's facts, status ranks, outcomes);
+* :mod:`schemas.imports` — which S3 objects are read files, how they pair up, how import
+  failures are classified (pure functions);
+* :mod:`schemas.ngs360` — the NGS360 callback payload, as the server validates it.
+
+This ``__init__`` re-exports the envelope, the detail models and status enums, the parser, the
+S3 event, the flattening functions and :class:`Settings`/:func:`load_settings` (the names in
+``__all__``); callers import those from here or from their modules, and everything else
+(vocabulary, imports, ngs360, the rest of the settings) from its module.
 
 ``schemas`` depends on nothing else of the project (``schemas`` <- ``eventlog`` <- ``workers``
 <- ``producers``), so any layer may import it.
