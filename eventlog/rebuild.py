@@ -52,7 +52,9 @@ rebuild leaves it as it is and the checksum covers it as it is.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,21 +236,9 @@ def _fold_log(
     handed: dict[str, list[dict[str, Any]]] = {}
 
     def gather(log_fold: projection_set.LogFold) -> None:
-        """The children's rows: merged into this fold, or kept beside it (``handed``)."""
         nonlocal folded
-        if not children:
-            return
-        others = sorted({name for parts in plan[1:] for part in parts for name in part.names})
-        progress.start(f"folding the log ({', '.join(others)}, in other processes)", len(others))
-        for child, parts in zip(children, plan[1:], strict=True):
-            count, tables = _result(child)
-            folded += count
-            for name, rows in tables.items():
-                if log_fold.merges(name):
-                    log_fold.merge(name, rows)
-                    continue
-                handed.setdefault(name, []).extend(rows)
-            progress.advance(len({name for part in parts for name in part.names}))
+        if children:
+            folded += _gather(children, plan[1:], log_fold, handed, progress)
 
     try:
         progress.start(
@@ -272,6 +262,30 @@ def _fold_log(
                 child.kill()
                 child.wait()
     return folded, log_fold, handed
+
+
+def _gather(
+    children: Sequence[subprocess.Popen[bytes]],
+    plan: Sequence[Sequence[Part]],
+    log_fold: projection_set.LogFold,
+    handed: dict[str, list[dict[str, Any]]],
+    progress: Progress,
+) -> int:
+    """The children's rows (each folded its ``plan`` entry): merged into ``log_fold``, or kept
+    beside it (``handed``); returns the events they folded."""
+    folded = 0
+    others = sorted({name for parts in plan for part in parts for name in part.names})
+    progress.start(f"folding the log ({', '.join(others)}, in other processes)", len(others))
+    for child, parts in zip(children, plan, strict=True):
+        count, tables = _result(child)
+        folded += count
+        for name, rows in tables.items():
+            if log_fold.merges(name):
+                log_fold.merge(name, rows)
+                continue
+            handed.setdefault(name, []).extend(rows)
+        progress.advance(len({name for part in parts for name in part.names}))
+    return folded
 
 
 # --- rebuild and check ------------------------------------------------------------------------
@@ -313,46 +327,62 @@ def rebuild(
                 engine, source, folded_rows, upto, batch, progress, workers
             )
             source.rollback()
-        rows: dict[str, int] = {}
-        with engine.begin() as live:
-            lift_statement_timeout(live)  # so is writing every projection row again
-            tables = projection_set.projection_tables()
-            if dialect.locks_by_writing(live):  # the first write holds appends off
-                for table in tables:
-                    live.execute(delete(table))
-            dialect.lock_appends(live)
-            # what was appended since: into this process's fold, and the rest into scratch
-            late, _ = fold_into(
-                folded_rows, live, after_seq=upto, batch=batch, log_fold=log_fold, finish=False
-            )
-            others = [p.name for p in projection_set.PROJECTIONS if p not in log_fold.projections]
-            if others:
-                if handed and _last_seq(live) > upto:  # late events may change handed rows
-                    _into(folded_rows, handed)
-                late += fold_into(folded_rows, live, after_seq=upto, batch=batch, only=others)[0]
-            folded += late
-            log_events += late
-            # rows handed over by the reducers and the fold processes skip the scratch tables
-            direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
-            direct.update(handed)
-            log_fold.finish()
-            if not dialect.locks_by_writing(live):
-                for table in tables:
-                    live.execute(delete(table))
-            total = sum(len(table_rows) for table_rows in direct.values()) + sum(
-                int(folded_rows.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in tables
-                if t.name not in direct
-            )
-            progress.start("writing the projections", total)
-            for table in reversed(tables):
-                if table.name in direct:
-                    rows[table.name] = _write_rows(live, table, direct[table.name], progress)
-                else:
-                    rows[table.name] = _copy(folded_rows, live, table, progress)
+        late, rows = _swap(engine, folded_rows, log_fold, handed, upto, batch, progress)
+        folded += late
+        log_events += late
     seconds = time.perf_counter() - started
     progress.start("checksum", None)
     return RebuildResult(log_events, folded, rows, seconds, checksum_of(engine))
+
+
+def _swap(
+    engine: Engine,
+    folded_rows: Connection,
+    log_fold: projection_set.LogFold,
+    handed: dict[str, list[dict[str, Any]]],
+    upto: int,
+    batch: int,
+    progress: Progress,
+) -> tuple[int, dict[str, int]]:
+    """Step 2 of a rebuild (module docstring), in one transaction under the append lock: fold
+    what was appended after ``upto``, replace every projection row with the folded ones;
+    returns (events folded late, rows written per table)."""
+    rows: dict[str, int] = {}
+    with engine.begin() as live:
+        lift_statement_timeout(live)  # so is writing every projection row again
+        tables = projection_set.projection_tables()
+        if dialect.locks_by_writing(live):  # the first write holds appends off
+            for table in tables:
+                live.execute(delete(table))
+        dialect.lock_appends(live)
+        # what was appended since: into this process's fold, and the rest into scratch
+        late, _ = fold_into(
+            folded_rows, live, after_seq=upto, batch=batch, log_fold=log_fold, finish=False
+        )
+        others = [p.name for p in projection_set.PROJECTIONS if p not in log_fold.projections]
+        if others:
+            if handed and _last_seq(live) > upto:  # late events may change handed rows
+                _into(folded_rows, handed)
+            late += fold_into(folded_rows, live, after_seq=upto, batch=batch, only=others)[0]
+        # rows handed over by the reducers and the fold processes skip the scratch tables
+        direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
+        direct.update(handed)
+        log_fold.finish()
+        if not dialect.locks_by_writing(live):
+            for table in tables:
+                live.execute(delete(table))
+        total = sum(len(table_rows) for table_rows in direct.values()) + sum(
+            int(folded_rows.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in tables
+            if t.name not in direct
+        )
+        progress.start("writing the projections", total)
+        for table in reversed(tables):
+            if table.name in direct:
+                rows[table.name] = _write_rows(live, table, direct[table.name], progress)
+            else:
+                rows[table.name] = _copy(folded_rows, live, table, progress)
+    return late, rows
 
 
 @dataclass
