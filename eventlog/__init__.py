@@ -1,8 +1,39 @@
 """The append-only event log in SQL: the source of truth every other state is derived from.
 
-* :mod:`eventlog.tables` — the tables (``events``, ``outbox``, ``dead_letters``);
-* :mod:`eventlog.db` — engines and Alembic migrations, built from settings;
-* :mod:`eventlog.store` — idempotent appends, outbox work, dead letters.
+The log and its writers:
+
+* :mod:`eventlog.tables` — the SQL shape of every table (the log ``events``, ``outbox``,
+  ``dead_letters``, ``log_cursors``, ``run_checks`` and the projection tables);
+* :mod:`eventlog.db` — engines and Alembic migrations (``eventlog/migrations``), built from
+  settings;
+* :mod:`eventlog.dialect` — every PostgreSQL/SQLite difference, as named operations;
+* :mod:`eventlog.entries` — rows of the log as values (``LogEntry``, ``StoredEvent``, ids,
+  times), with no SQLAlchemy, for replay workers;
+* :mod:`eventlog.store` — idempotent appends (folding the projections in the same
+  transaction), the outbox's work; re-exports the entries and the dead-lettering names;
+* :mod:`eventlog.dead_lettering` — dead letters (``reject``, ``dead_letter``, ``printable``);
+* :mod:`eventlog.cursors` — leases and positions of log followers (``log_cursors``).
+
+The projections (read models folded from the log):
+
+* :mod:`eventlog.projection_contract` — the ``Projection`` and ``Reducer`` ABCs;
+* :mod:`eventlog.projection_set` — the registry of every projection, ``LogFold`` (a whole-log
+  fold with the reducers) and ``apply_all`` (the live fold);
+* :mod:`eventlog.projections` — ``runs`` and ``deliveries`` (the ``Runs`` projection);
+* :mod:`eventlog.resource_projections` — ``stores`` and ``tasks`` (``Resources``);
+* :mod:`eventlog.import_projections` — ``import_jobs``, ``import_sources``, ``read_sets``
+  (``Imports``): the fold per detail-type, ``apply``, ``rebuild``, ``snapshot``;
+* :mod:`eventlog.import_folds` — the import folds themselves, one per detail-type;
+* :mod:`eventlog.import_rows` — the ranks, row readers and merges those folds share;
+* :mod:`eventlog.history` — a run's projection rows and its timeline from the log, for the CLI.
+
+Rebuilding them:
+
+* :mod:`eventlog.rebuild` — ``rebuild`` and ``check`` (the plan of a parallel fold, the swap
+  under the append lock); re-exports the names of the three below;
+* :mod:`eventlog.scratch_fold` — the fold loop into scratch tables, the copy to the live ones;
+* :mod:`eventlog.fold_processes` — the fold processes of a parallel rebuild (``Part``);
+* :mod:`eventlog.checksum` — canonical rows, the projections' checksum, ``compare``.
 
 This package knows SQL and our schemas, never Celery or AWS.
 """

@@ -39,55 +39,106 @@ kinds of column are left out of it, and only of it (``--check`` compares them):
   events) and ``dead_letters.created_at``.  A replay from the archive receives every event
   again, so these differ after a replay while the history they summarise does not.
 
+This module is the driver (the plan of a parallel fold, the swap under the append lock, the
+check); the pieces it drives live beside it: :mod:`eventlog.scratch_fold` (the fold loop, the
+scratch tables, the copy to the live tables), :mod:`eventlog.fold_processes` (the fold
+processes) and :mod:`eventlog.checksum` (canonical rows, the checksum, the comparison).  Every
+name is still importable from here.
+
 ``dead_letters`` is not a fold (it is written directly, see :mod:`eventlog.projection_set`): the
 rebuild leaves it as it is and the checksum covers it as it is.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
-import pickle
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
-from psycopg import sql
-from psycopg.types.json import Jsonb
 from sqlalchemy import (
-    JSON,
     Connection,
     Engine,
-    Integer,
-    Table,
-    create_engine,
     delete,
-    event,
     func,
-    insert,
     select,
 )
-from sqlalchemy.pool import StaticPool
 
 from eventlog import dialect, projection_set
-from eventlog.db import create_db_engine
+from eventlog.checksum import (
+    COPY_BATCH,
+    RECEPTION_COLUMNS,
+    Checksum,
+    Difference,
+    TableSpec,
+    TableSum,
+    _snapshot,
+    canonical,
+    checksum,
+    checksum_of,
+    compare,
+    render,
+    table_spec,
+    table_specs,
+)
 from eventlog.dialect import lift_statement_timeout
-from eventlog.entries import StoredEvent
-from eventlog.resource_projections import PAGE
+from eventlog.fold_processes import (
+    Part,
+    _child_main,
+    _result,
+    _start_child,
+    counts_by_type,
+    fold_elsewhere,
+)
+from eventlog.scratch_fold import (
+    BATCH,
+    Progress,
+    _copy,
+    _count_folded,
+    _into,
+    _last_seq,
+    _Silent,
+    _write_rows,
+    fold_into,
+    log_bounds,
+    scratch,
+)
 from eventlog.tables import events
 
-#: Events read and folded per batch.
-BATCH = 5000
-#: Rows inserted per statement when the scratch rows are copied to the live tables.
-COPY_BATCH = 2000
+#: Every name this module has always offered, wherever it now lives.
+__all__ = [
+    "BATCH",
+    "COPY_BATCH",
+    "PARALLEL_FROM",
+    "RECEPTION_COLUMNS",
+    "START_COST",
+    "CheckResult",
+    "Checksum",
+    "Difference",
+    "Part",
+    "Progress",
+    "RebuildResult",
+    "TableSpec",
+    "TableSum",
+    "canonical",
+    "check",
+    "checksum",
+    "checksum_of",
+    "compare",
+    "counts_by_type",
+    "fold_elsewhere",
+    "fold_into",
+    "log_bounds",
+    "rebuild",
+    "render",
+    "scratch",
+    "table_spec",
+    "table_specs",
+]
+
+
 #: Folded events from which a rebuild folds its projections in parallel processes.
 PARALLEL_FROM = 20_000
 #: What a fold process costs beyond its events, in ``resources`` events (:attr:`eventlog.
@@ -97,433 +148,6 @@ PARALLEL_FROM = 20_000
 #: end their folds within 0.2 s of each other.  A parallel rebuild gives it that many fewer
 #: than half (:func:`_plan`).
 START_COST = 10_000
-#: Columns left out of the checksum (not of ``--check``): when *this database* received
-#: something, which a replay from the archive cannot reproduce (module docstring).
-RECEPTION_COLUMNS: dict[str, frozenset[str]] = {
-    "runs": frozenset({"first_seen_at", "last_seen_at"}),
-    "dead_letters": frozenset({"created_at"}),
-}
-
-
-class Progress(Protocol):
-    """Where long steps report: ``start`` a stage of ``total`` units, ``advance`` through it."""
-
-    def start(self, stage: str, total: int | None) -> None: ...
-
-    def advance(self, units: int) -> None: ...
-
-
-class _Silent:
-    def start(self, stage: str, total: int | None) -> None:
-        pass
-
-    def advance(self, units: int) -> None:
-        pass
-
-
-# --- tables, keys, canonical rows -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TableSpec:
-    """How one table is ordered, compared and hashed."""
-
-    table: Table
-    key: tuple[str, ...]  # the natural key: row order and identity
-    columns: tuple[str, ...]  # compared by --check (everything but a surrogate id)
-    hashed: tuple[str, ...]  # in the checksum (also without reception times)
-    folded: bool
-
-    @property
-    def name(self) -> str:
-        return self.table.name
-
-
-def _surrogate(table: Table) -> str | None:
-    """The lone auto-increment integer primary key, if the table has one."""
-    pk = list(table.primary_key.columns)
-    if len(pk) == 1 and isinstance(pk[0].type, Integer) and pk[0].autoincrement in (True, "auto"):
-        return pk[0].name
-    return None
-
-
-def _natural_key(table: Table) -> tuple[str, ...]:
-    surrogate = _surrogate(table)
-    if surrogate is None:
-        return tuple(column.name for column in table.primary_key.columns)
-    for column in table.columns:  # a surrogate id: the unique column is the real key
-        if column.unique:
-            return (column.name,)
-    raise ValueError(f"table {table.name} has a surrogate id and no natural key")
-
-
-def table_spec(table: Table, *, folded: bool) -> TableSpec:
-    surrogate = _surrogate(table)
-    columns = tuple(c.name for c in table.columns if c.name != surrogate)
-    skip = RECEPTION_COLUMNS.get(table.name, frozenset())
-    return TableSpec(
-        table=table,
-        key=_natural_key(table),
-        columns=columns,
-        hashed=tuple(c for c in columns if c not in skip),
-        folded=folded,
-    )
-
-
-def table_specs() -> list[TableSpec]:
-    """Every projection table and ``dead_letters``, in name order (the checksum's order)."""
-    specs = [table_spec(t, folded=True) for t in projection_set.projection_tables()]
-    specs += [table_spec(t, folded=False) for t in projection_set.UNFOLDED_TABLES]
-    return sorted(specs, key=lambda spec: spec.name)
-
-
-def canonical(value: Any) -> Any:
-    """A value as the checksum sees it: the same on PostgreSQL and SQLite."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float | Decimal):
-        number = float(value)
-        if not math.isfinite(number):
-            return str(number)
-        if number.is_integer() and abs(number) < 2**53:
-            return int(number)
-        return number
-    if isinstance(value, datetime):
-        utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bytes | bytearray | memoryview):
-        return "sha256:" + hashlib.sha256(bytes(value)).hexdigest()
-    if isinstance(value, dict):
-        return {str(k): canonical(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [canonical(v) for v in value]
-    return str(value)
-
-
-def render(values: Sequence[Any]) -> str:
-    return json.dumps(
-        [canonical(v) for v in values],
-        ensure_ascii=False,
-        separators=(",", ":"),
-        sort_keys=True,
-        allow_nan=False,
-    )
-
-
-def _ordered(connection: Connection, spec: TableSpec, columns: Sequence[str]) -> Any:
-    """``columns`` of every row, in natural-key byte order, streamed."""
-    order = [dialect.byte_order(connection, spec.table.c[name]) for name in spec.key]
-    query = select(*(spec.table.c[c] for c in columns)).order_by(*order)
-    return connection.execute(query.execution_options(yield_per=COPY_BATCH))
-
-
-# --- the checksum -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TableSum:
-    name: str
-    rows: int
-    digest: str
-
-
-@dataclass(frozen=True)
-class Checksum:
-    digest: str
-    tables: tuple[TableSum, ...]
-
-    def __str__(self) -> str:
-        return self.digest
-
-
-def checksum(connection: Connection) -> Checksum:
-    """The projections' checksum (module docstring): equal state, equal digest, any dialect."""
-    sums: list[TableSum] = []
-    total = hashlib.sha256()
-    for spec in table_specs():
-        digest = hashlib.sha256()
-        digest.update(f"{spec.name}\t{','.join(spec.hashed)}\n".encode())
-        rows = 0
-        for row in _ordered(connection, spec, spec.hashed):
-            digest.update(render(row).encode())
-            digest.update(b"\n")
-            rows += 1
-        sums.append(TableSum(spec.name, rows, digest.hexdigest()))
-        total.update(f"{spec.name}\t{rows}\t{digest.hexdigest()}\n".encode())
-    return Checksum(total.hexdigest(), tuple(sums))
-
-
-def checksum_of(engine: Engine) -> Checksum:
-    """The checksum of a database, read in one consistent snapshot."""
-    with _snapshot(engine) as connection:
-        return checksum(connection)
-
-
-# --- folding ----------------------------------------------------------------------------------
-
-
-@contextmanager
-def scratch() -> Iterator[Connection]:
-    """Empty projection tables in a private in-memory SQLite database, in a transaction."""
-    engine = create_engine("sqlite://", poolclass=StaticPool)
-    event.listen(engine, "connect", _fast_sqlite)
-    try:
-        with engine.begin() as connection:
-            for table in projection_set.projection_tables():
-                table.create(connection)
-        with engine.begin() as connection:
-            yield connection
-    finally:
-        engine.dispose()
-
-
-def _fast_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=OFF")
-    cursor.execute("PRAGMA synchronous=OFF")
-    cursor.close()
-
-
-def _last_seq(connection: Connection) -> int:
-    return int(connection.execute(select(func.max(events.c.seq))).scalar_one() or 0)
-
-
-def log_bounds(connection: Connection) -> tuple[int, int]:
-    """(number of events, highest seq) of the log now."""
-    count, top = connection.execute(select(func.count(), func.max(events.c.seq))).one()
-    return int(count or 0), int(top or 0)
-
-
-def _stored_events(
-    connection: Connection,
-    *,
-    after_seq: int,
-    upto_seq: int | None,
-    batch: int,
-    only: Collection[str] | None = None,
-) -> Iterator[list[StoredEvent]]:
-    """The folded detail-types of the log in ``(after_seq, upto_seq]``, in log order, batched."""
-    columns = [
-        events.c.seq,
-        events.c.event_id,
-        events.c.origin,
-        events.c.source,
-        events.c.detail_type,
-        events.c.resource_arn,
-        events.c.resource_id,
-        events.c.status,
-        events.c.event_time,
-        events.c.received_at,
-        events.c.caused_by,
-        events.c.payload,
-    ]
-    query = (
-        select(*columns)
-        .where(events.c.seq > after_seq)
-        .where(events.c.detail_type.in_(sorted(projection_set.folded_detail_types(only))))
-        .order_by(events.c.seq)
-    )
-    if upto_seq is not None:
-        query = query.where(events.c.seq <= upto_seq)
-    result = connection.execute(query.execution_options(yield_per=batch))
-    for rows in result.partitions(batch):
-        # positional, in the columns' order: keywords cost a frozen dataclass ≈ 1.3 µs more
-        yield [StoredEvent(*row[:8], _utc(row[8]), _utc(row[9]), row[10], row[11]) for row in rows]
-
-
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def fold_into(
-    target: Connection,
-    source: Connection,
-    *,
-    after_seq: int = 0,
-    upto_seq: int | None = None,
-    batch: int = BATCH,
-    progress: Progress | None = None,
-    only: Collection[str] | None = None,
-    before_finish: Callable[[projection_set.LogFold], None] | None = None,
-    log_fold: projection_set.LogFold | None = None,
-    finish: bool = True,
-) -> tuple[int, int]:
-    """Fold the log of ``source`` in ``(after_seq, upto_seq]`` into ``target``'s projection
-    tables (those of the projections in ``only``; all by default), in log order; returns
-    (events folded, last seq folded or ``after_seq``).  ``before_finish`` may merge rows folded
-    elsewhere into the fold before its reducers write (:func:`_fold_log`).  ``log_fold``: go
-    on with this fold (its projections, its target) instead of a new one; ``finish=False``:
-    leave its reducers' rows in memory (:func:`rebuild` copies them to the live tables)."""
-    folded, last = 0, after_seq
-    log_fold = log_fold or projection_set.LogFold(target, only)
-    names = [projection.name for projection in log_fold.projections]
-    chunks = _stored_events(source, after_seq=after_seq, upto_seq=upto_seq, batch=batch, only=names)
-    for chunk in chunks:
-        log_fold.fold(chunk)
-        folded += len(chunk)
-        last = chunk[-1].seq
-        if progress is not None:
-            progress.advance(len(chunk))
-    if before_finish is not None:
-        before_finish(log_fold)
-    if finish:
-        log_fold.finish()
-    return folded, last
-
-
-def _count_folded(
-    connection: Connection, after_seq: int, upto_seq: int, only: Collection[str] | None = None
-) -> int:
-    return int(
-        connection.execute(
-            select(func.count())
-            .select_from(events)
-            .where(events.c.seq > after_seq, events.c.seq <= upto_seq)
-            .where(events.c.detail_type.in_(sorted(projection_set.folded_detail_types(only))))
-        ).scalar_one()
-    )
-
-
-def _copy(source: Connection, target: Connection, table: Table, progress: Progress) -> int:
-    """Insert every row of ``table`` from ``source`` into ``target`` (surrogate ids renumbered
-    by the target, in the source's order)."""
-    surrogate = _surrogate(table)
-    names = [c.name for c in table.columns if c.name != surrogate]
-    order = [table.c[surrogate]] if surrogate else list(table.primary_key.columns)
-    result = source.execute(
-        select(*(table.c[n] for n in names))
-        .order_by(*order)
-        .execution_options(yield_per=COPY_BATCH)
-    )
-    return _insert_rows(target, table, names, result.partitions(COPY_BATCH), progress)
-
-
-def _write_rows(
-    target: Connection, table: Table, rows: list[dict[str, Any]], progress: Progress
-) -> int:
-    """Insert rows a reducer handed over (:meth:`eventlog.projection_set.LogFold.take_rows`)
-    as :func:`_copy` inserts scratch rows: in primary-key order, or, for a table with a
-    surrogate id (numbered by the target), in the order handed over (log order)."""
-    surrogate = _surrogate(table)
-    names = [c.name for c in table.columns if c.name != surrogate]
-    key = [c.name for c in table.primary_key.columns]
-    ordered = rows if surrogate else sorted(rows, key=lambda row: tuple(row[k] for k in key))
-    values = [tuple(row.get(name) for name in names) for row in ordered]
-    pages = (values[start : start + COPY_BATCH] for start in range(0, len(values), COPY_BATCH))
-    return _insert_rows(target, table, names, pages, progress)
-
-
-def _insert_rows(
-    target: Connection,
-    table: Table,
-    names: list[str],
-    pages: Iterable[Sequence[Sequence[Any]]],
-    progress: Progress,
-) -> int:
-    """Rows (value sequences in ``names`` order), page by page, into ``target``'s ``table``:
-    ``COPY`` on PostgreSQL (:func:`_copy_rows`), an executemany on SQLite."""
-    if dialect.copies(target):
-        return _copy_rows(pages, target, table, names, progress)
-    stamps = _datetime_columns(table)
-    copied = 0
-    for page in pages:
-        chunk = []
-        for row in page:
-            values = dict(zip(names, row, strict=True))
-            for name in stamps:
-                if values[name] is not None:
-                    values[name] = _utc(values[name])
-            chunk.append(values)
-        target.execute(insert(table).execution_options(insertmanyvalues_page_size=PAGE), chunk)
-        copied += len(chunk)
-        progress.advance(len(chunk))
-    return copied
-
-
-def _copy_rows(
-    pages: Iterable[Sequence[Sequence[Any]]],
-    target: Connection,
-    table: Table,
-    names: list[str],
-    progress: Progress,
-) -> int:
-    """PostgreSQL's ``COPY … FROM STDIN`` in the target's transaction: the rows go as one
-    stream, without a statement per page to build and parse (an INSERT executemany of the
-    scratch rows cost ≈ 70 µs of client CPU per row, COPY a few).  Values are written as the
-    INSERT would have bound them: datetimes as UTC, JSON values (None included: JSON ``null``,
-    as SQLAlchemy's JSON type binds it) as JSONB."""
-    json_columns = {
-        index for index, name in enumerate(names) if isinstance(table.c[name].type, JSON)
-    }
-    copied = 0
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
-    )
-    with dialect.driver(target).cursor() as cursor, cursor.copy(statement) as stream:
-        for page in pages:
-            for row in page:
-                values = list(row)
-                for index, value in enumerate(values):
-                    if index in json_columns:
-                        values[index] = Jsonb(value)
-                    elif isinstance(value, datetime):
-                        values[index] = _utc(value)
-                stream.write_row(values)
-            copied += len(page)
-            progress.advance(len(page))
-    return copied
-
-
-def _datetime_columns(table: Table) -> set[str]:
-    out = set()
-    for column in table.columns:
-        try:
-            if column.type.python_type is datetime:
-                out.add(column.name)
-        except NotImplementedError:  # SQLAlchemy: this column type has no Python type
-            continue
-    return out
-
-
-@contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read-only connection that sees one instant of the database for all its reads."""
-    with engine.connect() as connection:
-        dialect.begin_snapshot(connection)
-        try:
-            yield connection
-        finally:
-            connection.rollback()
-
-
-# --- folding in several processes ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Part:
-    """A share of a parallel fold: the projections ``names`` over the log ``(after, upto]``."""
-
-    names: tuple[str, ...]
-    after: int
-    upto: int
-
-
-def counts_by_type(connection: Connection, upto: int) -> dict[str, int]:
-    """Events of the log up to ``upto`` per detail-type (one scan, which both the plan and
-    the progress bar's total are read from)."""
-    return dict(
-        connection.execute(
-            select(events.c.detail_type, func.count())
-            .where(events.c.seq <= upto)
-            .group_by(events.c.detail_type)
-        ).all()
-    )
 
 
 def _plan(
@@ -582,47 +206,6 @@ def _default_workers(engine: Engine) -> int:
     return min(os.cpu_count() or 1, len(projection_set.PROJECTIONS))
 
 
-def fold_elsewhere(
-    url: str, parts: Sequence[Part], batch: int
-) -> tuple[int, dict[str, list[dict[str, Any]]]]:
-    """In a child process: fold ``parts`` of the log at ``url``; returns (events folded, the
-    rows of their projections' tables, surrogate ids left out)."""
-    engine = create_db_engine(url)
-    try:
-        with scratch() as folded_rows, engine.connect() as source:
-            folded = 0
-            tables: dict[str, list[dict[str, Any]]] = {}
-            for part in parts:
-                log_fold = projection_set.LogFold(folded_rows, part.names)
-                folded += fold_into(
-                    folded_rows,
-                    source,
-                    after_seq=part.after,
-                    upto_seq=part.upto,
-                    batch=batch,
-                    log_fold=log_fold,
-                    finish=False,
-                )[0]
-                # a reducer's rows go back as they are (a 1M-event log's share of tasks through
-                # the scratch tables and back cost more than folding it); the rest is written
-                for table, rows in log_fold.take_rows().items():
-                    tables.setdefault(table.name, []).extend(rows)
-                log_fold.finish()
-            names = list(dict.fromkeys(name for part in parts for name in part.names))
-            for table in projection_set.projection_tables(names):
-                if table.name in tables:
-                    continue
-                surrogate = _surrogate(table)
-                order = [table.c[surrogate]] if surrogate else list(table.primary_key.columns)
-                tables[table.name] = [
-                    {k: v for k, v in row._mapping.items() if k != surrogate}
-                    for row in folded_rows.execute(select(table).order_by(*order))
-                ]
-            return folded, tables
-    finally:
-        engine.dispose()
-
-
 def _fold_log(
     engine: Engine,
     source: Connection,
@@ -653,21 +236,9 @@ def _fold_log(
     handed: dict[str, list[dict[str, Any]]] = {}
 
     def gather(log_fold: projection_set.LogFold) -> None:
-        """The children's rows: merged into this fold, or kept beside it (``handed``)."""
         nonlocal folded
-        if not children:
-            return
-        others = sorted({name for parts in plan[1:] for part in parts for name in part.names})
-        progress.start(f"folding the log ({', '.join(others)}, in other processes)", len(others))
-        for child, parts in zip(children, plan[1:], strict=True):
-            count, tables = _result(child)
-            folded += count
-            for name, rows in tables.items():
-                if log_fold.merges(name):
-                    log_fold.merge(name, rows)
-                    continue
-                handed.setdefault(name, []).extend(rows)
-            progress.advance(len({name for part in parts for name in part.names}))
+        if children:
+            folded += _gather(children, plan[1:], log_fold, handed, progress)
 
     try:
         progress.start(
@@ -693,52 +264,28 @@ def _fold_log(
     return folded, log_fold, handed
 
 
-def _into(target: Connection, handed: dict[str, list[dict[str, Any]]]) -> None:
-    """Insert rows handed over by fold processes (:func:`_fold_log`) into ``target``'s tables."""
-    for name, rows in handed.items():
-        table = projection_set.PROJECTION_TABLES[name]
-        for start in range(0, len(rows), COPY_BATCH):
-            target.execute(insert(table), rows[start : start + COPY_BATCH])
-    handed.clear()
-
-
-def _start_child(url: str, parts: Sequence[Part], batch: int) -> subprocess.Popen[bytes]:
-    """``python -m eventlog.rebuild``, told what to fold on its standard input (not its command
-    line: the URL may hold a password).  A plain subprocess rather than multiprocessing, whose
-    spawn re-imports the caller's main script."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-    child = subprocess.Popen(
-        [sys.executable, "-m", "eventlog.rebuild"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    assert child.stdin is not None
-    order = {
-        "url": url,
-        "parts": [[list(part.names), part.after, part.upto] for part in parts],
-        "batch": batch,
-    }
-    child.stdin.write(json.dumps(order).encode())
-    child.stdin.close()
-    return child
-
-
-def _result(child: subprocess.Popen[bytes]) -> tuple[int, dict[str, list[dict[str, Any]]]]:
-    assert child.stdout is not None
-    data = child.stdout.read()
-    if child.wait() != 0:
-        raise RuntimeError(f"a fold process failed (exit {child.returncode}); see its errors")
-    folded, tables = pickle.loads(data)  # our own child's answer
-    return int(folded), tables
-
-
-def _child_main() -> None:
-    order = json.loads(sys.stdin.read())
-    parts = [Part(tuple(names), int(after), int(upto)) for names, after, upto in order["parts"]]
-    result = fold_elsewhere(order["url"], parts, int(order["batch"]))
-    sys.stdout.buffer.write(pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
-    sys.stdout.flush()
+def _gather(
+    children: Sequence[subprocess.Popen[bytes]],
+    plan: Sequence[Sequence[Part]],
+    log_fold: projection_set.LogFold,
+    handed: dict[str, list[dict[str, Any]]],
+    progress: Progress,
+) -> int:
+    """The children's rows (each folded its ``plan`` entry): merged into ``log_fold``, or kept
+    beside it (``handed``); returns the events they folded."""
+    folded = 0
+    others = sorted({name for parts in plan for part in parts for name in part.names})
+    progress.start(f"folding the log ({', '.join(others)}, in other processes)", len(others))
+    for child, parts in zip(children, plan, strict=True):
+        count, tables = _result(child)
+        folded += count
+        for name, rows in tables.items():
+            if log_fold.merges(name):
+                log_fold.merge(name, rows)
+                continue
+            handed.setdefault(name, []).extend(rows)
+        progress.advance(len({name for part in parts for name in part.names}))
+    return folded
 
 
 # --- rebuild and check ------------------------------------------------------------------------
@@ -780,67 +327,62 @@ def rebuild(
                 engine, source, folded_rows, upto, batch, progress, workers
             )
             source.rollback()
-        rows: dict[str, int] = {}
-        with engine.begin() as live:
-            lift_statement_timeout(live)  # so is writing every projection row again
-            tables = projection_set.projection_tables()
-            if dialect.locks_by_writing(live):  # the first write holds appends off
-                for table in tables:
-                    live.execute(delete(table))
-            dialect.lock_appends(live)
-            # what was appended since: into this process's fold, and the rest into scratch
-            late, _ = fold_into(
-                folded_rows, live, after_seq=upto, batch=batch, log_fold=log_fold, finish=False
-            )
-            others = [p.name for p in projection_set.PROJECTIONS if p not in log_fold.projections]
-            if others:
-                if handed and _last_seq(live) > upto:  # late events may change handed rows
-                    _into(folded_rows, handed)
-                late += fold_into(folded_rows, live, after_seq=upto, batch=batch, only=others)[0]
-            folded += late
-            log_events += late
-            # rows handed over by the reducers and the fold processes skip the scratch tables
-            direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
-            direct.update(handed)
-            log_fold.finish()
-            if not dialect.locks_by_writing(live):
-                for table in tables:
-                    live.execute(delete(table))
-            total = sum(len(table_rows) for table_rows in direct.values()) + sum(
-                int(folded_rows.execute(select(func.count()).select_from(t)).scalar_one())
-                for t in tables
-                if t.name not in direct
-            )
-            progress.start("writing the projections", total)
-            for table in reversed(tables):
-                if table.name in direct:
-                    rows[table.name] = _write_rows(live, table, direct[table.name], progress)
-                else:
-                    rows[table.name] = _copy(folded_rows, live, table, progress)
+        late, rows = _swap(engine, folded_rows, log_fold, handed, upto, batch, progress)
+        folded += late
+        log_events += late
     seconds = time.perf_counter() - started
     progress.start("checksum", None)
     return RebuildResult(log_events, folded, rows, seconds, checksum_of(engine))
 
 
-@dataclass(frozen=True)
-class Difference:
-    """The first place where the live projections differ from a fresh fold of the log."""
-
-    table: str
-    key: dict[str, Any]
-    column: str | None  # None: the row exists on one side only
-    live: Any
-    rebuilt: Any
-
-    def __str__(self) -> str:
-        key = ", ".join(f"{k}={canonical(v)!r}" for k, v in self.key.items())
-        if self.column is None:
-            where = "live only" if self.rebuilt is None else "missing from live"
-            return f"{self.table} [{key}]: row {where}"
-        return (
-            f"{self.table} [{key}] {self.column}: live {render([self.live])[1:-1]} "
-            f"!= rebuilt {render([self.rebuilt])[1:-1]}"
+def _swap(
+    engine: Engine,
+    folded_rows: Connection,
+    log_fold: projection_set.LogFold,
+    handed: dict[str, list[dict[str, Any]]],
+    upto: int,
+    batch: int,
+    progress: Progress,
+) -> tuple[int, dict[str, int]]:
+    """Step 2 of a rebuild (module docstring), in one transaction under the append lock: fold
+    what was appended after ``upto``, replace every projection row with the folded ones;
+    returns (events folded late, rows written per table)."""
+    rows: dict[str, int] = {}
+    with engine.begin() as live:
+        lift_statement_timeout(live)  # so is writing every projection row again
+        tables = projection_set.projection_tables()
+        if dialect.locks_by_writing(live):  # the first write holds appends off
+            for table in tables:
+                live.execute(delete(table))
+        dialect.lock_appends(live)
+        # what was appended since: into this process's fold, and the rest into scratch
+        late, _ = fold_into(
+            folded_rows, live, after_seq=upto, batch=batch, log_fold=log_fold, finish=False
         )
+        others = [p.name for p in projection_set.PROJECTIONS if p not in log_fold.projections]
+        if others:
+            if handed and _last_seq(live) > upto:  # late events may change handed rows
+                _into(folded_rows, handed)
+            late += fold_into(folded_rows, live, after_seq=upto, batch=batch, only=others)[0]
+        # rows handed over by the reducers and the fold processes skip the scratch tables
+        direct = {table.name: table_rows for table, table_rows in log_fold.take_rows().items()}
+        direct.update(handed)
+        log_fold.finish()
+        if not dialect.locks_by_writing(live):
+            for table in tables:
+                live.execute(delete(table))
+        total = sum(len(table_rows) for table_rows in direct.values()) + sum(
+            int(folded_rows.execute(select(func.count()).select_from(t)).scalar_one())
+            for t in tables
+            if t.name not in direct
+        )
+        progress.start("writing the projections", total)
+        for table in reversed(tables):
+            if table.name in direct:
+                rows[table.name] = _write_rows(live, table, direct[table.name], progress)
+            else:
+                rows[table.name] = _copy(folded_rows, live, table, progress)
+    return late, rows
 
 
 @dataclass
@@ -855,40 +397,6 @@ class CheckResult:
     @property
     def ok(self) -> bool:
         return self.difference is None
-
-
-def compare(live: Connection, rebuilt: Connection) -> tuple[Difference | None, dict[str, int]]:
-    """The first difference between two databases' folded tables, table by table in name
-    order, rows in natural-key order; and the rows compared per table."""
-    counts: dict[str, int] = {}
-    for spec in table_specs():
-        if not spec.folded:
-            continue
-        width = len(spec.key)
-        left = iter(_ordered(live, spec, spec.key + spec.columns))
-        right = iter(_ordered(rebuilt, spec, spec.key + spec.columns))
-        a, b = next(left, None), next(right, None)
-        compared = 0
-        while a is not None or b is not None:
-            key_a = tuple(canonical(v) for v in a[:width]) if a is not None else None
-            key_b = tuple(canonical(v) for v in b[:width]) if b is not None else None
-            if key_b is None or (key_a is not None and key_a < key_b):
-                return Difference(
-                    spec.name, dict(zip(spec.key, a[:width], strict=True)), None, "present", None
-                ), counts
-            if key_a is None or key_b < key_a:
-                return Difference(
-                    spec.name, dict(zip(spec.key, b[:width], strict=True)), None, None, "present"
-                ), counts
-            for name, x, y in zip(spec.columns, a[width:], b[width:], strict=True):
-                if canonical(x) != canonical(y):
-                    return Difference(
-                        spec.name, dict(zip(spec.key, a[:width], strict=True)), name, x, y
-                    ), counts
-            compared += 1
-            a, b = next(left, None), next(right, None)
-        counts[spec.name] = compared
-    return None, counts
 
 
 def check(

@@ -4,6 +4,8 @@ Everything here takes an open :class:`sqlalchemy.Connection` inside the caller's
 that "append the event and its work" or "record the outcome and finish the work" commit together
 or not at all.  Nothing here knows Celery: publishing is the caller's business, after commit.
 
+Dead letters are written by :mod:`eventlog.dead_lettering` (its names are re-exported here).
+
 Idempotence is the database's, not ours: ``events.event_id`` is unique and appends use
 ``INSERT … ON CONFLICT DO NOTHING RETURNING`` on both PostgreSQL and SQLite, which reports which
 rows were new without a read-then-write race.
@@ -17,18 +19,20 @@ writers anyway.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 from sqlalchemy import Connection, and_, func, or_, select, update
 
 from eventlog import dialect, projection_set
+from eventlog.dead_lettering import MAX_REASON_CHARS as MAX_REASON_CHARS
+from eventlog.dead_lettering import dead_letter as dead_letter
+from eventlog.dead_lettering import printable as printable
+from eventlog.dead_lettering import reject as reject
 
 # rows as values live in eventlog/entries.py (no SQLAlchemy there, for replay workers); their
 # names are the store's too ("X as X": re-exported, PEP 484)
@@ -41,10 +45,7 @@ from eventlog.entries import copy_line
 from eventlog.entries import derived_id as derived_id
 from eventlog.entries import stored_event as stored_event
 from eventlog.entries import utcnow as utcnow
-from eventlog.tables import dead_letters, events, outbox
-
-if TYPE_CHECKING:  # the parser (pydantic, ≈ 0.3 s to import) is not needed to fold the log
-    from schemas.parsing import Rejected
+from eventlog.tables import events, outbox
 
 #: How long unpublished outbox work waits before the sweeper assumes its publisher died.
 UNPUBLISHED_GRACE = timedelta(seconds=10)
@@ -93,34 +94,8 @@ def append_many(
         return set()
     now = utcnow()
     dialect.lock_appends(connection)
-    rows = [
-        {
-            "event_id": entry.event_id,
-            "origin": entry.origin,
-            "source": entry.source,
-            "detail_type": entry.detail_type,
-            "resource_arn": entry.resource_arn,
-            "resource_id": entry.resource_id,
-            "status": entry.status,
-            "event_time": as_utc(entry.event_time),
-            "received_at": now,
-            "caused_by": entry.caused_by,
-            "payload": entry.payload,
-        }
-        for entry, _ in batch.values()
-    ]
-    if dialect.copies(connection) and len(rows) >= BULK_FROM:
-        new_seqs = _append_copied(connection, rows)
-    else:
-        # executemany (SQLAlchemy's insertmanyvalues batches it): one cached statement, where
-        # a multi-row VALUES would be compiled afresh for every batch (2 to 10 times slower)
-        statement = (
-            dialect.insert(connection, events)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(events.c.event_id, events.c.seq)
-            .execution_options(insertmanyvalues_page_size=100)  # psycopg parses big ones slowly
-        )
-        new_seqs = {event_id: seq for event_id, seq in connection.execute(statement, rows)}
+    rows = _log_rows(batch.values(), now)
+    new_seqs = _insert_new(connection, rows)
     new_ids = set(new_seqs)
     # projections move with the log, in this transaction, in log order: the same folds as the
     # rebuild (eventlog/projection_set.py)
@@ -145,6 +120,43 @@ def append_many(
     if work:
         owe(connection, work)
     return new_ids
+
+
+def _log_rows(
+    entries: Iterable[tuple[LogEntry, Sequence[str]]], now: datetime
+) -> list[dict[str, Any]]:
+    """The ``events`` rows of a batch, all received ``now`` (their ``seq`` is the database's)."""
+    return [
+        {
+            "event_id": entry.event_id,
+            "origin": entry.origin,
+            "source": entry.source,
+            "detail_type": entry.detail_type,
+            "resource_arn": entry.resource_arn,
+            "resource_id": entry.resource_id,
+            "status": entry.status,
+            "event_time": as_utc(entry.event_time),
+            "received_at": now,
+            "caused_by": entry.caused_by,
+            "payload": entry.payload,
+        }
+        for entry, _ in entries
+    ]
+
+
+def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert ``rows`` into ``events``, duplicates skipped; returns ``seq`` by new event id."""
+    if dialect.copies(connection) and len(rows) >= BULK_FROM:
+        return _append_copied(connection, rows)
+    # executemany (SQLAlchemy's insertmanyvalues batches it): one cached statement, where
+    # a multi-row VALUES would be compiled afresh for every batch (2 to 10 times slower)
+    statement = (
+        dialect.insert(connection, events)
+        .on_conflict_do_nothing(index_elements=["event_id"])
+        .returning(events.c.event_id, events.c.seq)
+        .execution_options(insertmanyvalues_page_size=100)  # psycopg parses big ones slowly
+    )
+    return {event_id: seq for event_id, seq in connection.execute(statement, rows)}
 
 
 #: Rows from which a PostgreSQL append goes through ``COPY`` (:func:`_append_copied`).
@@ -421,92 +433,6 @@ def unfinished_count(connection: Connection) -> int:
             select(func.count()).select_from(outbox).where(outbox.c.done_at.is_(None))
         ).scalar_one()
     )
-
-
-# --- dead letters ----------------------------------------------------------------------------
-
-#: Longest reason text kept; the raw bytes are kept whole next to it.
-MAX_REASON_CHARS = 2000
-#: C0 and C1 control characters (NUL included), DEL, and the bidirectional overrides and
-#: isolates that make a terminal or a log viewer show text in another order than it is stored.
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def _escaped(match: re.Match[str]) -> str:
-    code = ord(match.group())
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def printable(text: str | None, limit: int) -> str | None:
-    """``text`` fit for a text column and a terminal: control and bidirectional-override
-    characters escaped (``\\x00``, ``\\u202e``), lone surrogates replaced, at most
-    ``limit`` characters.
-
-    Why: a dead letter must always be writable — PostgreSQL refuses NUL in text, and whatever
-    reason or id a hostile event made us write must not be what makes the write fail.
-    """
-    if text is None:
-        return None
-    if not text.isprintable():  # the usual case, plain text, is one pass in C
-        text = _UNPRINTABLE.sub(_escaped, text)
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    if len(text) > limit:
-        text = text[: limit - 3] + "..."
-    return text
-
-
-def reject(connection: Connection, rejected: Rejected) -> bool:
-    """A rejected event as a dead letter: its reason and raw bytes; True if new."""
-    return dead_letter(
-        connection,
-        kind="rejected",
-        reason=rejected.reason,
-        raw=rejected.raw,
-        event_id=rejected.event_id,
-        detail_type=rejected.detail_type,
-    )
-
-
-def dead_letter(
-    connection: Connection,
-    *,
-    kind: str,
-    reason: str,
-    raw: bytes,
-    stage: str | None = None,
-    event_id: str | None = None,
-    detail_type: str | None = None,
-) -> bool:
-    """Record what could not be accepted or done; True if new.
-
-    The id hashes what failed, so a message redelivered after a crash is not dead-lettered twice.
-    Any bytes can be dead-lettered: ``raw`` is stored as it is (binary), and the texts
-    (reason, event id, detail-type) are made :func:`printable` and cut to their columns.
-    """
-    digest = hashlib.sha256()
-    for part in (kind, stage or "", event_id or ""):
-        digest.update(part.encode())
-        digest.update(b"\x1f")
-    digest.update(raw)
-    # like appends: ids in commit order, so a follower of dead letters (alerts, metrics) never
-    # skips one that commits after a higher id (eventlog/cursors.py)
-    dialect.lock_appends(connection)
-    statement = (
-        dialect.insert(connection, dead_letters)
-        .values(
-            dead_letter_id=digest.hexdigest(),
-            created_at=utcnow(),
-            kind=kind,
-            stage=stage,
-            event_id=printable(event_id, 256),
-            detail_type=printable(detail_type, 128),
-            reason=printable(reason, MAX_REASON_CHARS) or "(no reason given)",
-            raw=bytes(raw),
-        )
-        .on_conflict_do_nothing(index_elements=["dead_letter_id"])
-        .returning(dead_letters.c.id)
-    )
-    return connection.execute(statement).first() is not None
 
 
 def unfinished_for(connection: Connection, event_ids: Sequence[str]) -> int:
