@@ -225,7 +225,7 @@ def replay(
     )
     names = _quiet_followers(with_side_effects, followers)
     with QuietFollowers(engine, names, f"replay:{follower_id()}", LEASE) as quiet:
-        items, preparers = _list(source, window, report, progress, batch, processes, intake)
+        items, preparers = _list_items(source, window, report, progress, batch, processes, intake)
         try:
             _replay_items(
                 intake,
@@ -263,7 +263,7 @@ def _quiet_followers(with_side_effects: bool, followers: Sequence[str] | None) -
     return tuple(followers or (metrics.CURSOR, alerts.CURSOR, archive.CURSOR))
 
 
-def _list(
+def _list_items(
     source: Source,
     window: Window,
     report: ReplayReport,
