@@ -26,19 +26,17 @@ How:
    the gate every producer uses, so validation and rejection reasons are the same — drop
    events outside the window (by event time) and repeats, and format the rows.  A few batches
    are in flight, ahead of the appends.
-3. **Append** batch by batch in listing order, each in one transaction: the rows
-   (idempotent, under the append lock; on PostgreSQL a ``COPY``,
-   :func:`eventlog.store.append_copy`) and the rejected events as dead letters with their
-   reason and bytes.  Replayed events owe **no**
+3. **Append** batch by batch in listing order, each in one transaction: the rows (idempotent,
+   under the append lock; on PostgreSQL a ``COPY``, :func:`eventlog.store.append_copy`) and the
+   rejected events as dead letters with their reason and bytes.  Replayed events owe **no**
    work: side effects — enrichment and callbacks, import retries — are off unless
    ``--with-side-effects`` (which appends through the intake, :class:`producers.intake.Intake`,
    owing the stages and folding as it goes).  Metrics, alerts and the archive are not stages
-   but log *followers* (:mod:`eventlog.cursors`), so the replay holds their leases while it
-   runs and moves their cursors over what it appended: CloudWatch and SNS never hear of
-   replayed events, and the archive is not written again.  A running follower holds its
-   lease; the replay then refuses to start (stop the metrics and archive pools, or pass
-   ``--with-side-effects``, with which the followers see the replayed events as new: they are
-   counted, and archived again in new batches).
+   but log *followers*: the replay holds their leases and moves their cursors over what it
+   appended (:mod:`producers.replay_followers`), so CloudWatch and SNS never hear of replayed
+   events and the archive is not written again; a running follower makes the replay refuse to
+   start (stop the metrics and archive pools, or pass ``--with-side-effects``, with which the
+   followers see the replayed events as new: counted, and archived again in new batches).
 4. **Rebuild** the projections from the log (:func:`eventlog.rebuild.rebuild`) and print the
    checksum.  Without side effects the appends skip the live folds: the rebuild folds every
    event anyway, and folding twice would halve the replay's rate.  With side effects they fold
@@ -61,18 +59,17 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
 
 import orjson
 from celery import Celery
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Engine, select, text
 
-from eventlog import cursors, store
+from eventlog import store
 from eventlog.rebuild import Progress, RebuildResult, rebuild
-from eventlog.tables import dead_letters, events
+from eventlog.tables import events
 from producers.intake import Intake
 from producers.replay_facts import FACTS, append_batch_facts, append_facts
+from producers.replay_followers import FollowerBusy, QuietFollowers
 from producers.replay_prepare import Job, Prepared, Preparers, default_processes
 from producers.replay_sources import (
     BATCH_SUFFIX,
@@ -100,119 +97,6 @@ __all__ = ["FollowerBusy", "ReplayReport", "Window", "open_source", "parse_bound
 BATCH = 5000
 #: Event ids per IN list when checking what SQLite's log already has.
 LOOKUP = 500
-
-
-# --- keeping the log followers quiet -----------------------------------------------------------
-
-
-class FollowerBusy(RuntimeError):
-    """A log follower (metrics, alerts, archive) is running and would count the replayed
-    events (or archive them again)."""
-
-
-class QuietFollowers:
-    """Hold the leases of the log followers and move their cursors over replayed events.
-
-    Why: metrics, alerts and the archive follow the log (:mod:`eventlog.cursors`), so appending
-    old events would send them to CloudWatch and SNS as if they had just happened, and write
-    them to the archive a second time.  While the replay holds
-    a follower's lease nobody else moves its cursor; after each batch the cursor is moved over
-    the leading run of events (and dead letters) this replay appended.  If anything else was
-    appended in between, the cursor stops before it — that event is news the follower must
-    report — and the replayed events after it will be reported too (counted in ``exposed``).
-    """
-
-    def __init__(self, engine: Engine, names: Sequence[str], owner: str, ttl: timedelta) -> None:
-        self.engine = engine
-        self.names = tuple(names)
-        self.owner = owner
-        self.ttl = ttl
-        self.exposed = 0
-        self._held: list[str] = []
-
-    def __enter__(self) -> QuietFollowers:
-        for name in self.names:
-            with self.engine.begin() as connection:
-                cursor = cursors.lease(connection, name, self.owner, self.ttl)
-                current = cursors.read(connection, name) if cursor is None else None
-            if cursor is None:
-                self.__exit__()  # the ones already held go back at once
-                holder = current.owner if current is not None else "another process"
-                raise FollowerBusy(
-                    f"the {name!r} log follower is running ({holder}): it would report "
-                    "replayed events as new; stop the metrics and archive pools during the "
-                    "replay, or pass --with-side-effects"
-                )
-            self._held.append(name)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name in self._held:
-            with self.engine.begin() as connection:
-                cursors.release(connection, name, self.owner)
-        self._held.clear()
-
-    @staticmethod
-    def _over(connection: Any, last_seq: int, new_ids: set[str]) -> tuple[int, int]:
-        """(the seq to move a cursor at ``last_seq`` to, how many events it moves over): the
-        leading run of events after it that this replay appended."""
-        if not new_ids:
-            return last_seq, 0
-        # the usual case in one row: as many events after the cursor as were appended — the
-        # new ones all are (appended after it, under the append lock), so they are all there is
-        following = (
-            select(events.c.seq)
-            .where(events.c.seq > last_seq)
-            .order_by(events.c.seq)
-            .limit(len(new_ids) + 1)  # bounded, however far behind the cursor is
-            .subquery()
-        )
-        after, top = connection.execute(select(func.count(), func.max(following.c.seq))).one()
-        if after == len(new_ids):
-            return int(top), after
-        rows = connection.execute(
-            select(events.c.seq, events.c.event_id)
-            .where(events.c.seq > last_seq)
-            .order_by(events.c.seq)
-            .limit(len(new_ids) + 1)
-        ).all()
-        moved = 0
-        for seq, event_id in rows:
-            if event_id not in new_ids:
-                break
-            last_seq, moved = seq, moved + 1
-        return last_seq, moved
-
-    def skip(self, connection: Connection, new_ids: set[str], rejected: set[str]) -> None:
-        """Move every cursor over this batch's appended events and dead letters (sha256 of the
-        raw bytes of the rejected ones), in the transaction that appended them: a replay
-        stopped any way at all never leaves a follower behind what it appended."""
-        for name in self._held:
-            cursor = cursors.lease(connection, name, self.owner, self.ttl)  # renew
-            if cursor is None:
-                continue
-            last_seq, moved = self._over(connection, cursor.last_seq, new_ids)
-            last_letter = cursor.last_dead_letter_id
-            if rejected:
-                letters = connection.execute(
-                    select(dead_letters.c.id, dead_letters.c.kind, dead_letters.c.raw)
-                    .where(dead_letters.c.id > last_letter)
-                    .order_by(dead_letters.c.id)
-                    .limit(len(rejected) + 1)
-                ).all()
-                for letter_id, kind, raw in letters:
-                    if kind != "rejected" or hashlib.sha256(raw).hexdigest() not in rejected:
-                        break
-                    last_letter = letter_id
-            if name == self._held[0]:
-                self.exposed += len(new_ids) - moved
-            cursors.advance(
-                connection,
-                name,
-                self.owner,
-                last_seq=last_seq,
-                last_dead_letter_id=last_letter,
-            )
 
 
 # --- the replay -----------------------------------------------------------------------------------
@@ -327,8 +211,6 @@ def replay(
     ``processes``: worker processes preparing batches (default: one per core; a replay of one
     batch or less, or one with side effects, prepares in a thread).
     """
-    from workers import alerts, archive, metrics
-
     runtime = runtime_of(app)
     engine = runtime.engine
     window = window or Window()
@@ -341,30 +223,9 @@ def replay(
         stages=replay_stages(with_side_effects),
         fold=with_side_effects,  # a bulk append is folded once, by the rebuild that ends it
     )
-    names = (
-        ()
-        if with_side_effects
-        else tuple(followers or (metrics.CURSOR, alerts.CURSOR, archive.CURSOR))
-    )
+    names = _quiet_followers(with_side_effects, followers)
     with QuietFollowers(engine, names, f"replay:{follower_id()}", LEASE) as quiet:
-        if processes is None:
-            processes = default_processes()
-        # the workers start now, so that their imports overlap the listing
-        preparers = Preparers(0 if with_side_effects else processes)
-        try:
-            if progress is not None:
-                progress.start("listing", None)
-            items = source.items(window)
-            report.listed = len(items)
-            if progress is not None:
-                progress.advance(len(items))
-            small = sum(map(_weight, items)) <= batch
-            if preparers.processes and small:  # not worth a process: a thread
-                preparers.close(wait=False)
-                preparers = Preparers(0)
-        except BaseException:
-            preparers.close(wait=False)
-            raise
+        items, preparers = _list_items(source, window, report, progress, batch, processes, intake)
         try:
             _replay_items(
                 intake,
@@ -390,6 +251,47 @@ def replay(
     if rebuild_after and not report.interrupted:
         report.rebuilt = rebuild(engine, progress=progress)
     return report
+
+
+def _quiet_followers(with_side_effects: bool, followers: Sequence[str] | None) -> tuple[str, ...]:
+    """The log followers a replay keeps quiet: none with side effects (they see the replayed
+    events as new), else ``followers`` or metrics, alerts and the archive."""
+    from workers import alerts, archive, metrics
+
+    if with_side_effects:
+        return ()
+    return tuple(followers or (metrics.CURSOR, alerts.CURSOR, archive.CURSOR))
+
+
+def _list_items(
+    source: Source,
+    window: Window,
+    report: ReplayReport,
+    progress: Progress | None,
+    batch: int,
+    processes: int | None,
+    intake: Intake,
+) -> tuple[list[Item], Preparers]:
+    """List ``source``'s items in ``window`` while the preparers start (their imports overlap
+    the listing); a replay of one batch or less prepares in a thread, as do side effects."""
+    if processes is None:
+        processes = default_processes()
+    preparers = Preparers(0 if intake.fold else processes)
+    try:
+        if progress is not None:
+            progress.start("listing", None)
+        items = source.items(window)
+        report.listed = len(items)
+        if progress is not None:
+            progress.advance(len(items))
+        small = sum(map(_weight, items)) <= batch
+        if preparers.processes and small:  # not worth a process: a thread
+            preparers.close(wait=False)
+            preparers = Preparers(0)
+    except BaseException:
+        preparers.close(wait=False)
+        raise
+    return items, preparers
 
 
 def _replay_facts(
@@ -479,32 +381,14 @@ def _replay_items(
     ready: queue.Queue[_Batch | BaseException | None] = queue.Queue(2)
     halt = threading.Event()
 
-    def produce() -> None:
-        in_flight: deque[tuple[int, int, Future[Prepared]]] = deque()
-        try:
-            with ThreadPoolExecutor(max_workers=source.fetchers) as pool:
-                for chunk in _batches(items, batch):
-                    if halt.is_set():
-                        return
-                    wanted = _missing(engine, chunk)
-                    job = _job(intake, source, pool, wanted, window, form)
-                    in_flight.append((len(chunk), len(chunk) - len(wanted), preparers.submit(job)))
-                    while len(in_flight) >= preparers.in_flight:
-                        listed, in_log, future = in_flight.popleft()
-                        ready.put(_Batch(listed, in_log, future.result()))
-                while in_flight and not halt.is_set():
-                    listed, in_log, future = in_flight.popleft()
-                    ready.put(_Batch(listed, in_log, future.result()))
-        except BaseException as error:  # handed to the consumer, raised there
-            ready.put(error)
-        finally:
-            for _, _, future in in_flight:
-                future.cancel()
-            ready.put(None)
-
     if progress is not None:
         progress.start("replaying", len(items))
-    producer = threading.Thread(target=produce, name="replay-read", daemon=True)
+    producer = threading.Thread(
+        target=_read_ahead,
+        args=(intake, source, items, window, form, preparers, batch, ready, halt),
+        name="replay-read",
+        daemon=True,
+    )
     producer.start()
     try:
         while True:
@@ -513,13 +397,8 @@ def _replay_items(
                 break
             if isinstance(got, BaseException):
                 raise got
-            prepared = got.prepared
-            report.in_log += got.in_log
-            report.fetched += prepared.fetched
-            report.events += prepared.events
-            report.outside += prepared.outside
-            report.duplicates += prepared.repeated
-            _append(intake, prepared, report, quiet)
+            _tally(report, got)
+            _append(intake, got.prepared, report, quiet)
             if progress is not None:
                 progress.advance(got.listed)
             if max_rate:
@@ -535,6 +414,54 @@ def _replay_items(
                 ready.get(timeout=0.1)
             except queue.Empty:
                 continue
+
+
+def _read_ahead(
+    intake: Intake,
+    source: Source,
+    items: list[Item],
+    window: Window,
+    form: str,
+    preparers: Preparers,
+    batch: int,
+    ready: queue.Queue[_Batch | BaseException | None],
+    halt: threading.Event,
+) -> None:
+    """The reading thread: each batch of ``items`` checked against the log and submitted to the
+    preparers, a few in flight, handed to ``ready`` in listing order (an error too, raised by
+    the appending thread), then None; stops early when ``halt`` is set."""
+    engine = intake.runtime.engine
+    in_flight: deque[tuple[int, int, Future[Prepared]]] = deque()
+    try:
+        with ThreadPoolExecutor(max_workers=source.fetchers) as pool:
+            for chunk in _batches(items, batch):
+                if halt.is_set():
+                    return
+                wanted = _missing(engine, chunk)
+                job = _job(intake, source, pool, wanted, window, form)
+                in_flight.append((len(chunk), len(chunk) - len(wanted), preparers.submit(job)))
+                while len(in_flight) >= preparers.in_flight:
+                    listed, in_log, future = in_flight.popleft()
+                    ready.put(_Batch(listed, in_log, future.result()))
+            while in_flight and not halt.is_set():
+                listed, in_log, future = in_flight.popleft()
+                ready.put(_Batch(listed, in_log, future.result()))
+    except BaseException as error:  # handed to the consumer, raised there
+        ready.put(error)
+    finally:
+        for _, _, future in in_flight:
+            future.cancel()
+        ready.put(None)
+
+
+def _tally(report: ReplayReport, got: _Batch) -> None:
+    """Count what preparing a batch found: skipped, fetched, parsed, outside, repeated."""
+    prepared = got.prepared
+    report.in_log += got.in_log
+    report.fetched += prepared.fetched
+    report.events += prepared.events
+    report.outside += prepared.outside
+    report.duplicates += prepared.repeated
 
 
 def _append(
