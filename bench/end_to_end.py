@@ -101,7 +101,7 @@ from harness import (
 from eventlog.db import create_db_engine
 
 FAKES = ("moto", "bench")
-#: Issue 15's goals (idle 2-core machine): CPU and S3 requests per event, max rate, the ratio to
+#: Pipeline-v2 goals (idle 2-core machine): CPU and S3 requests per event, max rate, the ratio to
 #: the Lambda-style baseline at 10 invocations, p99 at a fixed 50/s (200 ms NGS360 / instant
 #: fakes), RSS per worker.
 GOALS = {
@@ -537,7 +537,7 @@ def _verdict(ok: bool) -> str:
 
 
 def goals(results: list[Result], args: argparse.Namespace | None = None) -> list[str]:
-    """Issue 15's goals, each with the figure measured and the fakes it was measured on."""
+    """The pipeline-v2 goals, each with the figure measured and the fakes it was measured on."""
     lines: list[str] = []
     ngs360 = getattr(args, "ngs360_latency", 0.0)
     pipe = next((r for r in results if r.system == "pipeline" and r.mode == "max rate"), None)

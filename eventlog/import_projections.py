@@ -34,7 +34,7 @@ Where things are: this module holds the entry points (:data:`FOLDS`, :func:`appl
 always had; the folds themselves are in :mod:`eventlog.import_folds`, the ranks, row readers and
 merges they share in :mod:`eventlog.import_rows`.
 
-The pipeline facts folded here are appended by the imports pool (``workers/imports.py``); their
+The pipeline facts folded here are appended by the imports pool (``workers/imports/``); their
 detail-types are defined here, next to their folds, because ``eventlog`` may not import workers.
 """
 

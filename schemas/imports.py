@@ -1,6 +1,6 @@
 """Which S3 objects are read files, how they pair up, and how import failures are classified.
 
-Why a module of pure functions: the imports pool (``workers/imports.py``) decides, for every S3
+Why a module of pure functions: the imports pool (``workers/imports/``) decides, for every S3
 ``Object Created`` event, whether the object is a read file to import, junk to report, or a
 companion to ignore, and, for every failed import source, whether retrying can help.  Those
 decisions are the part worth testing exhaustively, and they need no I/O.

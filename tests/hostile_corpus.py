@@ -1,6 +1,6 @@
 """Hostile events: ``HOSTILE``, a list of :class:`Case` (name, raw bytes, accepted or not).
 
-Issue 14's acceptance corpus: what broke the pipeline (or could) when fed by someone who means
+The hostile-input corpus: what broke the pipeline (or could) when fed by someone who means
 harm or by a broken producer.  Every case is either **rejected** (a dead letter with a reason,
 raw bytes kept) or **accepted harmlessly** (``accepted=True``: stored as it is, nothing breaks).
 Used by ``tests/test_hostile.py`` through ``send`` and through the poller, on SQLite and

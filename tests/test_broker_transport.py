@@ -1,4 +1,4 @@
-"""Issue 14 item 16: a dropped Redis connection must not make a worker exit, nor lose what the
+"""A dropped Redis connection must not make a worker exit, nor lose what the
 worker holds.
 
 What Celery's consumer does when its broker connection breaks

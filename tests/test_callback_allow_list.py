@@ -1,4 +1,4 @@
-"""Issue 14 item 8: a ``CALLBACK_ALLOWED_HOSTS`` entry allows one origin, not a host on every
+"""A ``CALLBACK_ALLOWED_HOSTS`` entry allows one origin, not a host on every
 port.  Why it matters: the key goes with the callback, and ``https://api-host:22/`` on a host
 that serves NGS360 on 443 can be anyone's listener."""
 

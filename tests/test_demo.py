@@ -1,4 +1,4 @@
-"""Issue 14 item 14: the demo fails, saying why, when its callbacks fail.
+"""The demo fails, saying why, when its callbacks fail.
 
 Why: pointed at an NGS360 that does not know the demo's runs (404) or with the wrong key (403),
 every callback is a dead letter, yet the demo used to print its tables and exit 0.  Two runs

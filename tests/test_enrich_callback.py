@@ -1,4 +1,4 @@
-"""Issue 4's acceptance: enrichment and NGS360 callbacks, end to end on real servers.
+"""Enrichment and NGS360 callbacks, end to end on real servers.
 
 HealthOmics is the project's simulator (uvicorn, a real boto3 ``omics`` client), AWS is moto
 (S3 for ``outputs.json``, SQS for the poller path, Secrets Manager for the key), NGS360 is the

@@ -1,4 +1,4 @@
-"""Issue 14, poison input: one bad event never blocks, crashes or loses anything.
+"""Poison input: one bad event never blocks, crashes or loses anything.
 
 The hostile corpus (tests/hostile_corpus.py) mixed with good events goes through ``send`` (the
 real command, in a process of its own) and through the poller (a real moto SQS queue), on

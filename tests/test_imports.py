@@ -1,4 +1,4 @@
-"""Issue 5: read-set imports from S3 drops, retries of failed sources, quotas as global limits.
+"""Read-set imports from S3 drops, retries of failed sources, quotas as global limits.
 
 Everything runs for real: moto S3/SQS/SNS over HTTP, the HealthOmics simulator over HTTP (its
 ground truth says which read sets exist and which jobs ran), the SQS poller with its sweeper,

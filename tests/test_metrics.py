@@ -1,4 +1,4 @@
-"""Issue 5: the metrics pool and the alerts, against moto CloudWatch and SNS over HTTP.
+"""The metrics pool and the alerts, against moto CloudWatch and SNS over HTTP.
 
 The expected values are counted from the event log here, in the test, independently of
 ``workers/metrics.py``: what CloudWatch holds must equal what the log says happened.

@@ -1,4 +1,4 @@
-"""Issue #3's acceptance: the simulator's event stream through SQS, the poller and the pools."""
+"""The simulator's event stream through SQS, the poller and the pools."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Issue 14 item 15: the sweeper re-publishes only what the broker really lost.
+"""The sweeper re-publishes only what the broker really lost.
 
 The work here is one ``archive`` task per event as owed before the archive wrote batches (an
 upgraded database's leftover rows; the task finishes them without writing): a stage with no

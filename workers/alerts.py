@@ -3,8 +3,9 @@ store keeps failing imports.
 
 Why here and not as CloudWatch alarms: an alarm says "a number crossed a line"; an operator
 needing to act wants to know *what* failed, *where*, and *what to do*, which only the log knows
-(the dead letters' reasons, the files of the failed sources).  Seed 003 asks to "monitor and
-respond to … repeated import failures"; this is that, with the answer in the message.
+(the dead letters' reasons, the files of the failed sources).  The multimodal guidance asks to
+"monitor and respond to … repeated import failures"; this is that, with the answer in the
+message.
 
 The :class:`AlertsFollower` runs in the metrics pool's loop (:mod:`workers.metrics_pool`) with its
 own cursor (:mod:`eventlog.cursors`), every ``METRICS_FLUSH_INTERVAL`` seconds:

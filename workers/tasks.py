@@ -139,7 +139,7 @@ def register_stage(app: Celery, stage: str, handler: StageFunction, name: str) -
 
 
 def _wake_successors(connection: Connection, stage: str, event: StoredEvent) -> list[str]:
-    """A run status given up on still lets the run's next callback go (workers/callback.py
+    """A run status given up on still lets the run's next callback go (workers/callback/
     sequences them): the callbacks it woke, to publish after commit."""
     from workers.callback import ENRICH_STAGE, STAGE, wake_callbacks  # the stage on top
 

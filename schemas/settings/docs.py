@@ -50,7 +50,7 @@ def env_example() -> str:
     """The ``.env.example`` file: every variable, its default and its documentation."""
     lines = [
         "# HealthOmics Event Workers: every environment variable, with its default.",
-        "# Generated from schemas/settings.py by `omics-events config env-example`.",
+        "# Generated from schemas/settings/ by `omics-events config env-example`.",
         "# Copy to .env and uncomment what you change.",
         "",
     ]

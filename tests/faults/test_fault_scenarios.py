@@ -1,4 +1,4 @@
-"""Issue 8: fault-injection scenarios.  Under a steady stream of simulated run and import
+"""Fault-injection scenarios.  Under a steady stream of simulated run and import
 events, one thing goes wrong mid-run; the system must settle with every invariant holding.
 
 Each scenario is a fault (what to break, for how long) and its evidence (proof the fault really
