@@ -37,7 +37,7 @@ def send(files: tuple[str, ...], wait: bool | None, timeout: float) -> None:
     """
     from contextlib import ExitStack
 
-    from devtools.demo import wait_until_done
+    from producers.completion import wait_until_done
     from producers.intake import Intake, IntakeReport
     from producers.sender import batched, read_inputs
     from workers import embedded_worker

@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from importlib import resources
@@ -43,7 +42,7 @@ from devtools import import_demo
 from devtools.ngs360_receiver import Ngs360Receiver
 from eventlog import store
 from eventlog.db import upgrade
-from eventlog.tables import deliveries, events
+from eventlog.tables import deliveries
 from producers.poller import Poller, PollerOptions
 from schemas.settings import Settings
 from simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
@@ -61,29 +60,6 @@ DEMO_SPEED = 200.0
 def sample_events() -> bytes:
     """The sample events shipped with the package (for ``omics-events send``)."""
     return resources.files("devtools").joinpath("samples", SAMPLES).read_bytes()
-
-
-def wait_until_done(
-    engine: Engine, event_ids: Sequence[str], timeout: float, *, archived: bool = False
-) -> int:
-    """Poll the outbox until the events owe nothing (and, with ``archived``, until the archive
-    follower has them in a batch object); returns how many are still owed or unarchived."""
-    deadline = time.monotonic() + timeout
-    ids = list(event_ids)
-    while True:
-        with engine.connect() as connection:
-            left = store.unfinished_for(connection, ids)
-            if archived and ids:
-                through = archived_through(connection)
-                for start in range(0, len(ids), 500):
-                    left += _count(
-                        connection,
-                        events.c.event_id.in_(ids[start : start + 500]),
-                        events.c.seq > through,
-                    )
-        if left == 0 or time.monotonic() > deadline:
-            return left
-        time.sleep(0.1)
 
 
 @dataclass
@@ -138,24 +114,14 @@ def _measure(
         rejected=stats["rejected"],
     )
     ids = sorted(emitted_ids)
-    logged = 0
     with engine.connect() as connection:
-        through = archived_through(connection)  # the archive follower's cursor
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            logged += _count(connection, events.c.event_id.in_(chunk))
-            progress.archived += _count(
-                connection, events.c.event_id.in_(chunk), events.c.seq <= through
-            )
+        # the archive follower's cursor: events at or below it are inside a batch object
+        through = archived_through(connection)
+        logged, progress.archived = store.logged_counts(connection, ids, through)
         unarchived = logged - progress.archived
         progress.pending = (len(ids) - logged) + unarchived + store.unfinished_for(connection, ids)
         progress.archive_objects = int(archive_status(connection)["batches"])
     return progress
-
-
-def _count(connection: Any, *conditions: Any) -> int:
-    query = select(func.count()).select_from(events).where(*conditions)
-    return int(connection.execute(query).scalar_one())
 
 
 def _callbacks_table(

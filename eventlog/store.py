@@ -435,6 +435,26 @@ def unfinished_count(connection: Connection) -> int:
     )
 
 
+def logged_counts(
+    connection: Connection, event_ids: Sequence[str], through_seq: int
+) -> tuple[int, int]:
+    """How many of the events are in the log, and how many of those sit at or below
+    ``through_seq`` (a follower's cursor): what a caller waiting on the archive still owes."""
+    logged = covered = 0
+    ids = list(event_ids)
+    for start in range(0, len(ids), 500):
+        chunk = events.c.event_id.in_(ids[start : start + 500])
+        row = connection.execute(
+            select(
+                func.count(),
+                func.count().filter(events.c.seq <= through_seq),
+            ).where(chunk)
+        ).one()
+        logged += int(row[0])
+        covered += int(row[1])
+    return logged, covered
+
+
 def unfinished_for(connection: Connection, event_ids: Sequence[str]) -> int:
     """How much work the given events still owe."""
     total = 0
