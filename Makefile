@@ -4,9 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Tests are parallel-safe (own database, Redis prefix, buckets, ports): two workers per core
-# (tests/conftest.py: the long tests mostly wait on the clock);
-# loadgroup: longest first, the fault scenarios in two groups (tests/conftest.py, scheduling).
-PYTEST_ARGS ?= -n auto --dist loadgroup
+# (tests/conftest.py: the long tests mostly wait on the clock); the next test goes to the first
+# free worker, slow-marked tests first (tests/conftest.py, scheduling).
+PYTEST_ARGS ?= -n auto --dist load --maxschedchunk 1
 
 .PHONY: demo test lint fmt docs bench reliability clean install
 

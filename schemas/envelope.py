@@ -30,7 +30,7 @@ Why these rules:
 every projection's, ``eventlog/tables.py``) is refused when longer than its column, here and in
 :mod:`schemas.omics`.  ``schemas`` may not import ``eventlog`` (dependencies flow one way), so
 the lengths are declared once, in :data:`COLUMN_LENGTHS`, named by their ``table.column``;
-``tests/test_schemas.py`` checks each against the table definitions, so they cannot drift.
+``tests/unit/test_schemas.py`` checks each against the table definitions, so they cannot drift.
 
 **Safe ids.**  An id that can become part of an S3 key or a file path (the event ``id``, run
 ``uuid`` and ``runId``, task, job, read set, store and batch ids) must match
@@ -65,7 +65,7 @@ __all__ = [
 ]
 
 #: ``table.column`` -> its length, for every column (eventlog/tables.py) a value of an event is
-#: written to.  Declared once; checked against the tables by tests/test_schemas.py.
+#: written to.  Declared once; checked against the tables by tests/unit/test_schemas.py.
 COLUMN_LENGTHS: dict[str, int] = {
     "events.event_id": 256,
     "events.source": 128,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -28,82 +27,50 @@ from sqlalchemy.engine import make_url
 from eventlog.db import create_db_engine, upgrade
 from schemas.settings import Settings
 from simulator.local_aws import LocalAws, local_aws_environment, start_local_aws
+from tests.helpers.callback_rig import make_rig as make_rig
+from tests.helpers.cli import make_pg as make_pg
+from tests.helpers.cli import omics_cli as omics_cli
+from tests.helpers.common import libpq, unique
+from tests.helpers.import_world import import_world as import_world
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-REPO = Path(__file__).resolve().parent.parent
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 # --- scheduling (pytest-xdist) ----------------------------------------------------------------
 #
-# The suite is dominated by a few long tests.  Handed out in file order, a four-minute test can
-# start last and run alone while the other workers idle; so the units of work are handed out
-# longest first.  A unit is one test, except for the fault scenarios: they share a running
-# system per worker (a module-scoped fixture that takes seconds to start), so they are split in
-# two groups of about the same length, each run in order on one worker.  (pytest-xdist 3.8's
-# own ``--dist loadgroup`` groups ``xdist_group`` marks by rewriting ``item._nodeid``, which
-# pytest 9 no longer reads, so its groups are silently ignored; this groups by the test ids.)
-# Only the order and the grouping change: every test runs, on its own, as before.
-
-#: Rough seconds of the longest tests (``--durations``, four workers on two cores): a hint for
-#: the order only.  A name missing here (or no longer existing) costs nothing but a later start.
-LONGEST = {
-    "test_simulated_stream.py::test_two_thousand_simulated_events": 330,
-    "test_config_and_docs.py::test_demo_on_the_embedded_default": 115,
-    "test_rebuild_replay.py::test_a_full_simulated_day_of_50k_events": 95,
-    "test_imports.py::test_three_hundred_files": 90,
-    "test_enrich_callback.py::test_two_hundred_runs": 105,
-    "test_metrics.py::test_cloudwatch_outage_delays_nothing_else_and_metrics_resume[60s]": 65,
-    "test_logs.py::test_demo_logs_hold_no_secret": 60,
-    "test_enrich_callback.py::test_receiver_503_for_a_minute": 60,
-    "test_poller.py::test_database_outage_poller_keeps_running": 50,
-    "test_imports.py::test_transient_failures_retried": 50,
-    "test_bench.py::test_end_to_end_and_baseline_tiny": 40,
-    "test_poller.py::test_poller_killed_and_restarted": 40,
-    "test_lifecycle.py::test_worker_warm_shutdown_under_load": 30,
-    "test_metrics.py::test_metrics_in_cloudwatch_match_the_log": 30,
-    "test_enrich_callback.py::test_throttled_healthomics": 30,
-    "test_flatten.py::test_round_trip_for_any_json_object": 25,
-    "test_rebuild_replay.py::test_replay_from_the_s3_archive": 25,
-    "test_rebuild_replay.py::test_task_and_store_folds": 20,
-}
-FAULT_SCENARIO = "tests/faults/test_fault_scenarios.py::test_fault_scenario["
-#: scenario -> (group, rough seconds); a scenario not listed joins the first group
-FAULT_GROUPS = {
-    "ngs360-503-then-slow": ("faults-a", 95),
-    "healthomics-throttled": ("faults-a", 50),
-    "cloudwatch-down": ("faults-a", 27),
-    "redis-lost": ("faults-a", 25),
-    "kill-sweeper": ("faults-a", 20),
-    "kill-imports": ("faults-a", 25),
-    "kill-metrics": ("faults-a", 25),
-    "postgres-down": ("faults-b", 70),
-    "malformed": ("faults-b", 40),
-    "duplicates-reorder-drops": ("faults-b", 35),
-    "kill-archive": ("faults-b", 32),
-    "kill-enrich": ("faults-b", 30),
-    "kill-poller": ("faults-b", 30),
-    "kill-callback": ("faults-b", 26),
-}
+# The suite's time is in a few dozen long tests, each marked ``slow`` (the marker's meaning:
+# more than a few seconds).  ``--dist load --maxschedchunk 1`` hands the next test to whichever
+# worker is free, in collection order; so the slow tests come first, and a long test cannot
+# start last and run alone while the other workers idle.  The slow tests are interleaved over
+# their modules (the first slow test of every module, then the second, ...) so that the fault
+# scenarios, each driving a whole process stack, do not all run at once on two cores.
+# Only the order changes: every test runs, on its own, as before.
 
 
-def _unit(nodeid: str) -> str:
-    """The unit of work ``nodeid`` belongs to: a fault scenarios' group, else the test."""
-    if nodeid.startswith(FAULT_SCENARIO):
-        scenario = nodeid[len(FAULT_SCENARIO) :].partition("]")[0]
-        return FAULT_GROUPS.get(scenario, ("faults-a", 0))[0]
-    return nodeid
+def _slow_first(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Slow tests first, interleaved over their modules; then the rest in file order."""
+    rank_in_module: dict[str, int] = {}
+    module_order: dict[str, int] = {}
+    keys: dict[str, tuple[int, int, int]] = {}
+    for position, item in enumerate(items):
+        module = item.nodeid.partition("::")[0]
+        module_order.setdefault(module, len(module_order))
+        if item.get_closest_marker("slow") is None:
+            keys[item.nodeid] = (1, 0, position)
+            continue
+        rank = rank_in_module.get(module, 0)
+        rank_in_module[module] = rank + 1
+        keys[item.nodeid] = (0, rank, module_order[module])
+    return sorted(items, key=lambda item: keys[item.nodeid])
 
 
-def _unit_seconds(nodeid: str, slow: bool) -> float:
-    unit = _unit(nodeid)
-    if unit != nodeid:
-        return 12.0 + sum(seconds for group, seconds in FAULT_GROUPS.values() if group == unit)
-    for name, seconds in LONGEST.items():
-        if name in nodeid:
-            return seconds
-    return 10.0 if slow else 0.0
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On pytest-xdist workers only (each sorts alike, so their collections still agree): the
+    order above.  A plain ``pytest`` run keeps the file order."""
+    if hasattr(config, "workerinput"):
+        items[:] = _slow_first(items)
 
 
 #: pytest-xdist workers per core for ``-n auto``.  The long tests mostly wait on the clock — an
@@ -122,34 +89,6 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> Generator[None, int,
     return WORKERS_PER_CORE * cores
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On pytest-xdist workers only (each sorts alike, so their collections still agree):
-    longest unit first, the scheduler below hands them out in this order.  A plain ``pytest``
-    run keeps the file order."""
-    if hasattr(config, "workerinput"):
-        slow = {item.nodeid: item.get_closest_marker("slow") is not None for item in items}
-        items.sort(key=lambda item: -_unit_seconds(item.nodeid, slow[item.nodeid]))
-
-
-@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook
-def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup``: the units above, in the workers' (longest first) order."""
-    if config.getvalue("dist") != "loadgroup":
-        return None
-    from xdist.scheduler import LoadScopeScheduling
-
-    class LongestFirst(LoadScopeScheduling):
-        def _split_scope(self, nodeid: str) -> str:
-            return _unit(nodeid)
-
-    config.option.loadscopereorder = False  # keep the collection's order (not by unit size)
-    return LongestFirst(config, log)
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
 # --- servers ---------------------------------------------------------------------------------
 
 
@@ -159,19 +98,15 @@ def pg_base_url() -> str:
     if not url.startswith("postgres"):
         url = DEFAULT_DATABASE_URL
     try:
-        with psycopg.connect(_libpq(url), connect_timeout=3):
+        with psycopg.connect(libpq(url), connect_timeout=3):
             pass
     except psycopg.OperationalError as error:
         pytest.skip(f"PostgreSQL not reachable at {url}: {error}")
     return url
 
 
-def _libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def _admin(base_url: str) -> psycopg.Connection:
-    return psycopg.connect(_libpq(base_url), autocommit=True)
+    return psycopg.connect(libpq(base_url), autocommit=True)
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,8 @@ the SQS poller, the sweeper and one ``omics-events worker`` per pool, configured
 environment variables.  Around them, on loopback:
 
 * moto (the session's server) for S3, SQS, SNS and CloudWatch; CloudWatch is reached through a
-  :class:`~tests.fault_proxy.FaultProxy` (``AWS_ENDPOINT_URL_CLOUDWATCH``) so it can be cut, and
+  :class:`~tests.helpers.fault_proxy.FaultProxy`
+  (``AWS_ENDPOINT_URL_CLOUDWATCH``) so it can be cut, and
   so is S3 by the archive pool (``AWS_ENDPOINT_URL_S3``, that pool only);
 * PostgreSQL is the shared server, reached by the stack through a ``FaultProxy`` so an outage
   can be simulated without stopping a server other tests are using (the checks read it
@@ -33,7 +34,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,9 @@ from eventlog.tables import events, outbox
 from schemas.settings import Settings
 from simulator import Simulator, SimulatorServer, SystemClock, realistic_mix
 from simulator.local_aws import free_port, local_aws_environment
-from tests.conftest import unique
-from tests.fault_proxy import FaultProxy
-from tests.test_imports import REFERENCE, ROLE
+from tests.helpers.common import unique, wait_for
+from tests.helpers.fault_proxy import FaultProxy
+from tests.helpers.import_world import REFERENCE, ROLE
 from workers.archive import archived_through
 
 ARCHIVE_PREFIX = "omics-run-events"
@@ -293,15 +294,6 @@ def run_round(drill: Drill, seed: int) -> None:
         drill.stream_error.append(error)
     finally:
         drill.stream_done.set()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    """Poll until ``condition`` holds; a deadline, not a timed assertion."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.25)
 
 
 def recovery_seconds(drill: Drill, timeout: float) -> float | None:

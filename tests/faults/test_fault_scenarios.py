@@ -48,7 +48,7 @@ from tests.faults.driver import (
     streaming,
 )
 from tests.faults.driver import wait_for as wait_until
-from tests.malformed_corpus import MALFORMED
+from tests.helpers.malformed_corpus import MALFORMED
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -422,7 +422,10 @@ SCENARIOS = [
 
 class Drills:
     """The running system the scenarios share, built on first use and rebuilt after a
-    scenario failed (so one failure does not cascade into the next scenarios)."""
+    scenario failed (so one failure does not cascade into the next scenarios).
+
+    One per pytest-xdist worker (session scope): a worker that is handed several scenarios,
+    with other tests between them, starts the stack once."""
 
     def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
@@ -441,7 +444,7 @@ class Drills:
             stack.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def drills(
     pg_base_url: str, pg_template: str, moto: LocalAws, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Drills]:
