@@ -221,9 +221,7 @@ def test_metrics_in_cloudwatch_match_the_log_and_alerts_say_what_to_do(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "outage", [10.0, 60.0], ids=["10s", "60s"]
-)
+@pytest.mark.parametrize("outage", [10.0, 60.0], ids=["10s", "60s"])
 def test_cloudwatch_outage_delays_nothing_else_and_metrics_resume(
     import_world,
     aws_env: str,
