@@ -19,7 +19,6 @@ from sqlalchemy import func, select
 
 from eventlog import import_projections
 from eventlog.tables import dead_letters, events, import_jobs, import_sources, read_sets
-from schemas.imports import classify_failure, classify_name
 from simulator.requestlog import _max_in_window
 from tests.helpers.common import wait_for
 from tests.helpers.import_world import (
@@ -319,49 +318,6 @@ def test_sidecar_manifests_name_the_ids(import_world, s3) -> None:
 
 
 # --- the pieces -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("name", "kind", "file_type", "mate"),
-    [
-        ("HG002_S1_L001_R1_001.fastq.gz", "read", "FASTQ", "R1"),
-        ("HG002_S1_L001_R2_001.fastq.gz", "read", "FASTQ", "R2"),
-        ("SRR1_1.fq.gz", "read", "FASTQ", "R1"),
-        ("sample.fastq", "read", "FASTQ", None),
-        ("sample.bam", "read", "BAM", None),
-        ("sample.unaligned.bam", "read", "UBAM", None),
-        ("sample.ubam", "read", "UBAM", None),
-        ("sample.CRAM", "read", "CRAM", None),
-        ("sample.bam.bai", "companion", None, None),
-        ("sample.cram.crai", "companion", None, None),
-        ("sample.bam.json", "companion", None, None),
-        ("notes.docx", "junk", None, None),
-        ("reads.fastq.zip", "junk", None, None),
-        (".DS_Store", "junk", None, None),
-    ],
-)
-def test_file_names_are_classified(name, kind, file_type, mate) -> None:
-    found = classify_name(name, ".json")
-    assert (found.kind, found.file_type, found.mate) == (kind, file_type, mate)
-    if mate:
-        assert classify_name(found.mate_name or "").source1_name == found.source1_name
-
-
-@pytest.mark.parametrize(
-    ("message", "expected"),
-    [
-        ("Internal service error, please retry the import.", "transient"),
-        ("Throttling: rate exceeded while reading the source file, please retry.", "transient"),
-        ("Request timed out while reading the source file, please retry.", "transient"),
-        ("Access denied to s3://lab/internal/x.bam", "permanent"),
-        ("The file is not a valid BAM file.", "permanent"),
-        ("Source file not found: s3://lab/timeouts/x.bam", "permanent"),
-        ("Internal error while reading s3://invalid-runs/x.bam", "transient"),
-        ("Something nobody documented", "transient"),
-    ],
-)
-def test_failure_messages_are_classified(message, expected) -> None:
-    assert classify_failure(message) == expected
 
 
 def test_concurrency_limit_is_shared_through_redis(make_settings, redis_url, redis_prefix):
