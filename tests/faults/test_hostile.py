@@ -18,7 +18,6 @@ import logging
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from schemas.parsing import ParsedEvent, RawEvent, Rejected, parse_event
 from schemas.settings import Settings
 from tests.helpers.common import REPO, unique, wait_for
 from tests.helpers.hostile_corpus import HOSTILE, Case, array_file, good_events, json_lines_file
+from tests.helpers.processes import RunningPoller
 from workers import create_app
 
 #: moto's (and SQS's classic) largest message.
@@ -127,21 +127,6 @@ def queue_count(sqs: Any, queue_url: str) -> int:
         ],
     )["Attributes"]
     return sum(int(value) for value in attributes.values())
-
-
-class RunningPoller:
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
-        self.thread = threading.Thread(target=poller.run, daemon=True)
-
-    def __enter__(self) -> Poller:
-        self.thread.start()
-        return self.poller
-
-    def __exit__(self, *exc: object) -> None:
-        self.poller.stop()
-        self.thread.join(60)
-        assert not self.thread.is_alive()
 
 
 def poller_options(queue_url: str) -> PollerOptions:

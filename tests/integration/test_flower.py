@@ -16,29 +16,15 @@ from celeryconfig import QUEUES
 from schemas.settings import Settings
 from simulator.local_aws import free_port
 from tests.helpers.common import REPO, wait_for
+from tests.helpers.processes import worker_env
 from workers import create_app
-
-
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
-    env.update(
-        {
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url or "",
-            "REDIS_KEY_PREFIX": settings.redis_key_prefix,
-            "ARCHIVE_URI": settings.archive_uri,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
 
 
 def test_flower_refuses_to_start_without_credentials(pipeline_settings: Settings) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "omics_events", "flower"],
         cwd=REPO,
-        env=_env(pipeline_settings),
+        env=worker_env(pipeline_settings),
         capture_output=True,
         text=True,
         timeout=60,
@@ -58,7 +44,7 @@ def test_flower_requires_auth_and_shows_every_pool(
         subprocess.Popen(
             [sys.executable, "-m", "omics_events", "worker", "--pool", pool, "--pool-type", "solo"],
             cwd=REPO,
-            env=_env(pipeline_settings),
+            env=worker_env(pipeline_settings),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -69,7 +55,7 @@ def test_flower_requires_auth_and_shows_every_pool(
         subprocess.Popen(
             [sys.executable, "-m", "omics_events", "flower"],
             cwd=REPO,
-            env=_env(
+            env=worker_env(
                 pipeline_settings,
                 FLOWER_BASIC_AUTH=":".join(credentials),
                 FLOWER_PORT=str(port),

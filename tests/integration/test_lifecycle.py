@@ -25,24 +25,10 @@ from tests.helpers.archive_batches import (
 )
 from tests.helpers.common import REPO, wait_for
 from tests.helpers.factories import run_event
+from tests.helpers.processes import worker_env
 from workers import create_app
 
 pytestmark = pytest.mark.slow
-
-
-def _env(settings: Settings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLOWER_")}
-    env.update(
-        {
-            "DATABASE_URL": settings.database_url,
-            "REDIS_URL": settings.redis_url or "",
-            "REDIS_KEY_PREFIX": settings.redis_key_prefix,
-            "ARCHIVE_URI": settings.archive_uri,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -76,7 +62,7 @@ def test_worker_warm_shutdown_under_load_loses_nothing(
     batch = [run_event() for _ in range(600)]
     Intake(app).submit(batch)
     log = tmp_path / "worker.log"
-    env = _env(
+    env = worker_env(
         pipeline_settings,
         WORKER_POOL=pool_type,
         WORKER_CONCURRENCY="2",
@@ -103,7 +89,7 @@ def test_sweeper_exits_on_sigterm(pipeline_settings: Settings, tmp_path: Path) -
     log = tmp_path / "sweeper.log"
     health = tmp_path / "health"
     sweeper = _start(
-        ["sweep", "--every", "1"], _env(pipeline_settings, HEALTH_FILE=str(health)), log
+        ["sweep", "--every", "1"], worker_env(pipeline_settings, HEALTH_FILE=str(health)), log
     )
     wait_for(health.exists, 60, "first sweep round")
     _terminate(sweeper)
@@ -115,7 +101,7 @@ def test_flower_exits_on_sigterm(pipeline_settings: Settings, tmp_path: Path) ->
     log = tmp_path / "flower.log"
     flower = _start(
         ["flower"],
-        _env(pipeline_settings, FLOWER_BASIC_AUTH="ops:pw", FLOWER_PORT=str(port)),
+        worker_env(pipeline_settings, FLOWER_BASIC_AUTH="ops:pw", FLOWER_PORT=str(port)),
         log,
     )
 

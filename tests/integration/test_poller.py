@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,6 +25,7 @@ from tests.helpers.common import REPO, unique, wait_for
 from tests.helpers.factories import run_event
 from tests.helpers.fault_proxy import FaultProxy
 from tests.helpers.malformed_corpus import MALFORMED
+from tests.helpers.processes import RunningPoller
 from tests.helpers.queues import queue_depth
 from workers import create_app, embedded_worker
 
@@ -92,21 +92,6 @@ def options(queue_url: str, **extra: Any) -> PollerOptions:
         "sweep_interval": 2.0,
     }
     return PollerOptions(queue_urls=[queue_url], **(values | extra))
-
-
-class RunningPoller:
-    def __init__(self, poller: Poller) -> None:
-        self.poller = poller
-        self.thread = threading.Thread(target=poller.run, daemon=True)
-
-    def __enter__(self) -> Poller:
-        self.thread.start()
-        return self.poller
-
-    def __exit__(self, *exc: object) -> None:
-        self.poller.stop()
-        self.thread.join(30)
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
