@@ -91,9 +91,16 @@ def _receiver_down_then_up(make_rig: Callable[..., Rig], outage: float) -> None:
             delay=n * 5.0,
         )
     delivered = rig.simulate()
-    rig.receiver.fail(503, seconds=outage)
+    # the outage lasts ``outage`` seconds from the first callback it refuses: timed from the
+    # feed instead, a busy machine could enrich slower than an 8 s outage lasts
+    rig.receiver.fail(503)
     rig.feed(delivered)
-    rig.settle(timeout=outage + 90)
+    wait_for(
+        lambda: any(r.status == 503 for r in rig.receiver.callbacks()), 120, "a callback refused"
+    )
+    time.sleep(outage)
+    rig.receiver.recover()
+    rig.settle(timeout=90)
     final_check(rig)
     refused = [r for r in rig.receiver.callbacks() if r.status == 503]
     accepted = [r for r in rig.receiver.callbacks() if 200 <= r.status < 300]
